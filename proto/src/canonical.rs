@@ -1,0 +1,815 @@
+//! The canonical binary encoding of entries: what the chain hashes and signs.
+//!
+//! It is deterministic (one entry has exactly one encoding), versioned, and stable across
+//! releases: a change of layout takes a new version byte, and decoders keep reading every
+//! earlier version. JSON is for interfaces only and is never hashed.
+//!
+//! ```text
+//! entry        := version:u8 (= 1)  tag:u8  body
+//!   tag 1 = connection event, 2 = declaration, 3 = seal
+//!
+//! u8, u16, u32, u64, i64   big-endian, fixed width
+//! bool                     u8: 0 or 1
+//! str                      len:u32  UTF-8 bytes (at most 16 MiB)
+//! bytes                    len:u32  bytes       (at most 16 MiB)
+//! opt<T>                   u8: 0 (absent) | 1 then T
+//! list<T>                  count:u32  T…        (at most 1,048,576 items)
+//! instant                  unix_nanos:i64  offset_seconds:i32   (the source's offset)
+//! date                     year:i32  ordinal_day:u16
+//! ip                       4 then 4 bytes | 6 then 16 bytes
+//!
+//! event        := kind  tenant:str  source:str  vendor:opt<str>  person:opt<str>
+//!                 account:opt<str>  target:opt<str>  protocol:opt<str>  addr:opt<ip>
+//!                 session_id:opt<str>  factors:list<factor>  occurred_at:instant
+//!                 received_at:instant  raw:bytes
+//! kind         := 1 session start | 2 session end | 3 auth success
+//!                 | 4 auth failure, reason:str | 5 tunnel up | 6 tunnel down | 7 unmapped
+//! factor       := 1 password | 2 public key | 3 certificate | 4 otp | 5 push
+//!                 | 6 hardware key | 7 kerberos | 8 other, name:str
+//!
+//! declaration  := tenant:str  filed_by:str  filed_at:instant  dtag:u8  dbody
+//!   dtag 1 vendor registered   vendor:str name:str
+//!        2 staff list          vendor:str list<member>
+//!        3 departure           vendor:str person:str effective_at:instant
+//!        4 window granted      window
+//!        5 window cancelled    vendor:str window_id:str reason:str
+//!        6 emergency           vendor:str person:opt<str> target:opt<str>
+//!                              starts_at:instant ends_at:instant reason:str ticket:opt<str>
+//!        7 intervention report vendor:str window_id:opt<str> started_at:instant
+//!                              ended_at:instant nature:str persons:list<str>
+//!        8 access recorded     action:str scope:str
+//! member       := person:str last_name:str first_name:str email:str accounts:list<str>
+//!                 access_level:str resources:list<str> start_date:date
+//! window       := id:str vendor:str reason:str ticket:opt<str> approver:str
+//!                 persons:list<str> targets:list<str> schedule
+//! schedule     := 1 one-off starts_at:instant ends_at:instant
+//!               | 2 recurring zone:str first_start_local:str duration_seconds:u32 rrule:str
+//!
+//! seal         := stag:u8 [cut_seq:u64 cut_prev_mac:[32] cut_epoch:u32 when stag = 2]
+//!                 chain_id:[16] epoch:u32 through_seq:u64 head_mac:[32]
+//!                 sealed_at:instant signature:[64]
+//!   stag 1 checkpoint, 2 retention cut
+//! ```
+//!
+//! Decoding checks every length against the bytes left and the caps above, refuses
+//! trailing bytes, and names the byte offset and the field of any error.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use crate::model::{
+    AuthFactor, ConnectionEvent, Declaration, DeclarationBody, Entry, EventKind, Schedule, Seal,
+    SealKind, StaffMember, Window,
+};
+
+/// The version byte written by this release.
+pub const VERSION: u8 = 1;
+
+/// Largest string or byte field accepted.
+pub const MAX_FIELD_BYTES: usize = 16 << 20;
+
+/// Largest list accepted.
+pub const MAX_LIST_ITEMS: usize = 1 << 20;
+
+/// Why bytes are not a canonical entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input ended inside a field.
+    #[error("entry truncated at byte {offset} while reading {field}")]
+    Truncated {
+        /// Offset where the missing bytes should be.
+        offset: usize,
+        /// The field being read.
+        field: &'static str,
+    },
+    /// A version byte this release does not know.
+    #[error("unknown canonical encoding version {version}")]
+    UnknownVersion {
+        /// The version byte found.
+        version: u8,
+    },
+    /// A tag with no meaning at that place.
+    #[error("invalid {field} tag {tag} at byte {offset}")]
+    InvalidTag {
+        /// Offset of the tag.
+        offset: usize,
+        /// The field being read.
+        field: &'static str,
+        /// The value found.
+        tag: u8,
+    },
+    /// A length or count over its cap.
+    #[error("{field} at byte {offset} is {len} long, over the cap of {cap}")]
+    TooLong {
+        /// Offset of the length prefix.
+        offset: usize,
+        /// The field being read.
+        field: &'static str,
+        /// The length found.
+        len: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// A string that is not UTF-8.
+    #[error("{field} at byte {offset} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// Offset of the string.
+        offset: usize,
+        /// The field being read.
+        field: &'static str,
+    },
+    /// An instant, offset or date out of range.
+    #[error("{field} at byte {offset} is out of range")]
+    OutOfRange {
+        /// Offset of the value.
+        offset: usize,
+        /// The field being read.
+        field: &'static str,
+    },
+    /// Bytes left after a whole entry.
+    #[error("{left} trailing bytes after the entry at byte {offset}")]
+    TrailingBytes {
+        /// Where the entry ended.
+        offset: usize,
+        /// How many bytes follow.
+        left: usize,
+    },
+}
+
+/// Encodes an entry canonically.
+///
+/// # Examples
+/// ```
+/// # use proto::{canonical, model::*};
+/// # use time::macros::datetime;
+/// let seal = Entry::Seal(Seal {
+///     kind: SealKind::Checkpoint,
+///     chain_id: [7; 16],
+///     epoch: 0,
+///     through_seq: 0,
+///     head_mac: [0; 32],
+///     sealed_at: datetime!(2026-01-01 0:00 UTC),
+///     signature: [0; 64],
+/// });
+/// let bytes = canonical::encode(&seal);
+/// assert_eq!(canonical::decode(&bytes).unwrap(), seal);
+/// ```
+pub fn encode(entry: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    encode_into(entry, &mut out);
+    out
+}
+
+/// Appends the canonical encoding of `entry` to `out`.
+pub fn encode_into(entry: &Entry, out: &mut Vec<u8>) {
+    let mut w = Writer(out);
+    w.u8(VERSION);
+    match entry {
+        Entry::Event(e) => {
+            w.u8(1);
+            w.event(e);
+        }
+        Entry::Declaration(d) => {
+            w.u8(2);
+            w.declaration(d);
+        }
+        Entry::Seal(s) => {
+            w.u8(3);
+            w.seal(s);
+        }
+    }
+}
+
+/// Decodes one canonical entry, which must fill `bytes` exactly.
+///
+/// # Errors
+/// A [`DecodeError`] naming the byte offset and field where the bytes stop making sense.
+pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion { version });
+    }
+    let at = r.pos;
+    let entry = match r.u8("entry tag")? {
+        1 => Entry::Event(r.event()?),
+        2 => Entry::Declaration(r.declaration()?),
+        3 => Entry::Seal(r.seal()?),
+        tag => {
+            return Err(DecodeError::InvalidTag {
+                offset: at,
+                field: "entry",
+                tag,
+            });
+        }
+    };
+    if r.pos != bytes.len() {
+        return Err(DecodeError::TrailingBytes {
+            offset: r.pos,
+            left: bytes.len() - r.pos,
+        });
+    }
+    Ok(entry)
+}
+
+struct Writer<'a>(&'a mut Vec<u8>);
+
+impl Writer<'_> {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn len(&mut self, n: usize) {
+        // Lengths above u32 cannot be decoded (they exceed the caps); saturate so the
+        // decoder reports the cap instead of a silently wrapped length.
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.0.extend_from_slice(v);
+    }
+    fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    fn opt_str(&mut self, v: &Option<String>) {
+        match v {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+    fn strs(&mut self, v: &[String]) {
+        self.len(v.len());
+        for s in v {
+            self.str(s);
+        }
+    }
+    fn instant(&mut self, t: &OffsetDateTime) {
+        // Nanoseconds since 1970 fit in i64 for years 1678..2262; clamp anything else
+        // (never produced by the collector) so encoding stays total and decoding refuses it.
+        let nanos = i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        self.i64(nanos);
+        self.i32(t.offset().whole_seconds());
+    }
+    fn date(&mut self, d: &Date) {
+        self.i32(d.year());
+        self.u16(d.ordinal());
+    }
+    fn ip(&mut self, ip: &IpAddr) {
+        match ip {
+            IpAddr::V4(a) => {
+                self.u8(4);
+                self.0.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                self.u8(6);
+                self.0.extend_from_slice(&a.octets());
+            }
+        }
+    }
+
+    fn event(&mut self, e: &ConnectionEvent) {
+        match &e.kind {
+            EventKind::SessionStart => self.u8(1),
+            EventKind::SessionEnd => self.u8(2),
+            EventKind::AuthSuccess => self.u8(3),
+            EventKind::AuthFailure { reason } => {
+                self.u8(4);
+                self.str(reason);
+            }
+            EventKind::TunnelUp => self.u8(5),
+            EventKind::TunnelDown => self.u8(6),
+            EventKind::Unmapped => self.u8(7),
+        }
+        self.str(&e.tenant);
+        self.str(&e.source);
+        self.opt_str(&e.vendor);
+        self.opt_str(&e.person);
+        self.opt_str(&e.account);
+        self.opt_str(&e.target);
+        self.opt_str(&e.protocol);
+        match &e.source_addr {
+            None => self.u8(0),
+            Some(ip) => {
+                self.u8(1);
+                self.ip(ip);
+            }
+        }
+        self.opt_str(&e.session_id);
+        self.len(e.factors.len());
+        for f in &e.factors {
+            match f {
+                AuthFactor::Password => self.u8(1),
+                AuthFactor::PublicKey => self.u8(2),
+                AuthFactor::Certificate => self.u8(3),
+                AuthFactor::Otp => self.u8(4),
+                AuthFactor::Push => self.u8(5),
+                AuthFactor::HardwareKey => self.u8(6),
+                AuthFactor::Kerberos => self.u8(7),
+                AuthFactor::Other(name) => {
+                    self.u8(8);
+                    self.str(name);
+                }
+            }
+        }
+        self.instant(&e.occurred_at);
+        self.instant(&e.received_at);
+        self.bytes(&e.raw);
+    }
+
+    fn declaration(&mut self, d: &Declaration) {
+        self.str(&d.tenant);
+        self.str(&d.filed_by);
+        self.instant(&d.filed_at);
+        match &d.body {
+            DeclarationBody::VendorRegistered { vendor, name } => {
+                self.u8(1);
+                self.str(vendor);
+                self.str(name);
+            }
+            DeclarationBody::StaffList { vendor, persons } => {
+                self.u8(2);
+                self.str(vendor);
+                self.len(persons.len());
+                for m in persons {
+                    self.str(&m.person);
+                    self.str(&m.last_name);
+                    self.str(&m.first_name);
+                    self.str(&m.email);
+                    self.strs(&m.accounts);
+                    self.str(&m.access_level);
+                    self.strs(&m.resources);
+                    self.date(&m.start_date);
+                }
+            }
+            DeclarationBody::Departure {
+                vendor,
+                person,
+                effective_at,
+            } => {
+                self.u8(3);
+                self.str(vendor);
+                self.str(person);
+                self.instant(effective_at);
+            }
+            DeclarationBody::WindowGranted(w) => {
+                self.u8(4);
+                self.str(&w.id);
+                self.str(&w.vendor);
+                self.str(&w.reason);
+                self.opt_str(&w.ticket);
+                self.str(&w.approver);
+                self.strs(&w.persons);
+                self.strs(&w.targets);
+                match &w.schedule {
+                    Schedule::OneOff { starts_at, ends_at } => {
+                        self.u8(1);
+                        self.instant(starts_at);
+                        self.instant(ends_at);
+                    }
+                    Schedule::Recurring {
+                        zone,
+                        first_start_local,
+                        duration_seconds,
+                        rrule,
+                    } => {
+                        self.u8(2);
+                        self.str(zone);
+                        self.str(first_start_local);
+                        self.u32(*duration_seconds);
+                        self.str(rrule);
+                    }
+                }
+            }
+            DeclarationBody::WindowCancelled {
+                vendor,
+                window_id,
+                reason,
+            } => {
+                self.u8(5);
+                self.str(vendor);
+                self.str(window_id);
+                self.str(reason);
+            }
+            DeclarationBody::Emergency {
+                vendor,
+                person,
+                target,
+                starts_at,
+                ends_at,
+                reason,
+                ticket,
+            } => {
+                self.u8(6);
+                self.str(vendor);
+                self.opt_str(person);
+                self.opt_str(target);
+                self.instant(starts_at);
+                self.instant(ends_at);
+                self.str(reason);
+                self.opt_str(ticket);
+            }
+            DeclarationBody::InterventionReport {
+                vendor,
+                window_id,
+                started_at,
+                ended_at,
+                nature,
+                persons,
+            } => {
+                self.u8(7);
+                self.str(vendor);
+                self.opt_str(window_id);
+                self.instant(started_at);
+                self.instant(ended_at);
+                self.str(nature);
+                self.strs(persons);
+            }
+            DeclarationBody::AccessRecorded { action, scope } => {
+                self.u8(8);
+                self.str(action);
+                self.str(scope);
+            }
+        }
+    }
+
+    fn seal(&mut self, s: &Seal) {
+        match &s.kind {
+            SealKind::Checkpoint => self.u8(1),
+            SealKind::RetentionCut {
+                cut_seq,
+                cut_prev_mac,
+                cut_epoch,
+            } => {
+                self.u8(2);
+                self.u64(*cut_seq);
+                self.0.extend_from_slice(cut_prev_mac);
+                self.u32(*cut_epoch);
+            }
+        }
+        self.0.extend_from_slice(&s.chain_id);
+        self.u32(s.epoch);
+        self.u64(s.through_seq);
+        self.0.extend_from_slice(&s.head_mac);
+        self.instant(&s.sealed_at);
+        self.0.extend_from_slice(&s.signature);
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(DecodeError::Truncated {
+                offset: self.pos,
+                field,
+            })?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+    fn i32(&mut self, field: &'static str) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.array(field)?))
+    }
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+    fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array(field)?))
+    }
+    fn len(&mut self, field: &'static str, cap: usize) -> Result<usize, DecodeError> {
+        let offset = self.pos;
+        let len = self.u32(field)? as usize;
+        if len > cap {
+            return Err(DecodeError::TooLong {
+                offset,
+                field,
+                len,
+                cap,
+            });
+        }
+        Ok(len)
+    }
+    fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let len = self.len(field, MAX_FIELD_BYTES)?;
+        Ok(self.take(len, field)?.to_vec())
+    }
+    fn str(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let offset = self.pos;
+        let bytes = self.bytes(field)?;
+        String::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { offset, field })
+    }
+    fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
+        let offset = self.pos;
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            tag => Err(DecodeError::InvalidTag { offset, field, tag }),
+        }
+    }
+    fn opt_str(&mut self, field: &'static str) -> Result<Option<String>, DecodeError> {
+        if self.flag(field)? {
+            Ok(Some(self.str(field)?))
+        } else {
+            Ok(None)
+        }
+    }
+    fn count(&mut self, field: &'static str) -> Result<usize, DecodeError> {
+        let count = self.len(field, MAX_LIST_ITEMS)?;
+        // Every item takes at least one byte: a count beyond the bytes left is a lie, and
+        // refusing it here keeps a hostile count from reserving memory.
+        if count > self.bytes.len() - self.pos {
+            return Err(DecodeError::Truncated {
+                offset: self.pos,
+                field,
+            });
+        }
+        Ok(count)
+    }
+    fn strs(&mut self, field: &'static str) -> Result<Vec<String>, DecodeError> {
+        let n = self.count(field)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.str(field)?);
+        }
+        Ok(out)
+    }
+    fn instant(&mut self, field: &'static str) -> Result<OffsetDateTime, DecodeError> {
+        let offset = self.pos;
+        let nanos = self.i64(field)?;
+        let off = self.i32(field)?;
+        let utc = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+            .map_err(|_| DecodeError::OutOfRange { offset, field })?;
+        let off = UtcOffset::from_whole_seconds(off)
+            .map_err(|_| DecodeError::OutOfRange { offset, field })?;
+        utc.checked_to_offset(off)
+            .ok_or(DecodeError::OutOfRange { offset, field })
+    }
+    fn date(&mut self, field: &'static str) -> Result<Date, DecodeError> {
+        let offset = self.pos;
+        let year = self.i32(field)?;
+        let ordinal = self.u16(field)?;
+        Date::from_ordinal_date(year, ordinal).map_err(|_| DecodeError::OutOfRange { offset, field })
+    }
+    fn ip(&mut self, field: &'static str) -> Result<IpAddr, DecodeError> {
+        let offset = self.pos;
+        match self.u8(field)? {
+            4 => Ok(IpAddr::V4(Ipv4Addr::from(self.array::<4>(field)?))),
+            6 => Ok(IpAddr::V6(Ipv6Addr::from(self.array::<16>(field)?))),
+            tag => Err(DecodeError::InvalidTag { offset, field, tag }),
+        }
+    }
+
+    fn event(&mut self) -> Result<ConnectionEvent, DecodeError> {
+        let offset = self.pos;
+        let kind = match self.u8("event kind")? {
+            1 => EventKind::SessionStart,
+            2 => EventKind::SessionEnd,
+            3 => EventKind::AuthSuccess,
+            4 => EventKind::AuthFailure {
+                reason: self.str("failure reason")?,
+            },
+            5 => EventKind::TunnelUp,
+            6 => EventKind::TunnelDown,
+            7 => EventKind::Unmapped,
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    offset,
+                    field: "event kind",
+                    tag,
+                });
+            }
+        };
+        let tenant = self.str("tenant")?;
+        let source = self.str("source")?;
+        let vendor = self.opt_str("vendor")?;
+        let person = self.opt_str("person")?;
+        let account = self.opt_str("account")?;
+        let target = self.opt_str("target")?;
+        let protocol = self.opt_str("protocol")?;
+        let source_addr = if self.flag("source address")? {
+            Some(self.ip("source address")?)
+        } else {
+            None
+        };
+        let session_id = self.opt_str("session id")?;
+        let n = self.count("factors")?;
+        let mut factors = Vec::with_capacity(n);
+        for _ in 0..n {
+            let offset = self.pos;
+            factors.push(match self.u8("factor")? {
+                1 => AuthFactor::Password,
+                2 => AuthFactor::PublicKey,
+                3 => AuthFactor::Certificate,
+                4 => AuthFactor::Otp,
+                5 => AuthFactor::Push,
+                6 => AuthFactor::HardwareKey,
+                7 => AuthFactor::Kerberos,
+                8 => AuthFactor::Other(self.str("factor name")?),
+                tag => {
+                    return Err(DecodeError::InvalidTag {
+                        offset,
+                        field: "factor",
+                        tag,
+                    });
+                }
+            });
+        }
+        Ok(ConnectionEvent {
+            kind,
+            tenant,
+            source,
+            vendor,
+            person,
+            account,
+            target,
+            protocol,
+            source_addr,
+            session_id,
+            factors,
+            occurred_at: self.instant("occurred_at")?,
+            received_at: self.instant("received_at")?,
+            raw: self.bytes("raw")?,
+        })
+    }
+
+    fn declaration(&mut self) -> Result<Declaration, DecodeError> {
+        let tenant = self.str("tenant")?;
+        let filed_by = self.str("filed_by")?;
+        let filed_at = self.instant("filed_at")?;
+        let offset = self.pos;
+        let body = match self.u8("declaration tag")? {
+            1 => DeclarationBody::VendorRegistered {
+                vendor: self.str("vendor")?,
+                name: self.str("vendor name")?,
+            },
+            2 => {
+                let vendor = self.str("vendor")?;
+                let n = self.count("staff list")?;
+                let mut persons = Vec::with_capacity(n);
+                for _ in 0..n {
+                    persons.push(StaffMember {
+                        person: self.str("person")?,
+                        last_name: self.str("last name")?,
+                        first_name: self.str("first name")?,
+                        email: self.str("email")?,
+                        accounts: self.strs("accounts")?,
+                        access_level: self.str("access level")?,
+                        resources: self.strs("resources")?,
+                        start_date: self.date("start date")?,
+                    });
+                }
+                DeclarationBody::StaffList { vendor, persons }
+            }
+            3 => DeclarationBody::Departure {
+                vendor: self.str("vendor")?,
+                person: self.str("person")?,
+                effective_at: self.instant("effective_at")?,
+            },
+            4 => {
+                let id = self.str("window id")?;
+                let vendor = self.str("vendor")?;
+                let reason = self.str("reason")?;
+                let ticket = self.opt_str("ticket")?;
+                let approver = self.str("approver")?;
+                let persons = self.strs("window persons")?;
+                let targets = self.strs("window targets")?;
+                let at = self.pos;
+                let schedule = match self.u8("schedule tag")? {
+                    1 => Schedule::OneOff {
+                        starts_at: self.instant("starts_at")?,
+                        ends_at: self.instant("ends_at")?,
+                    },
+                    2 => Schedule::Recurring {
+                        zone: self.str("zone")?,
+                        first_start_local: self.str("first_start_local")?,
+                        duration_seconds: self.u32("duration_seconds")?,
+                        rrule: self.str("rrule")?,
+                    },
+                    tag => {
+                        return Err(DecodeError::InvalidTag {
+                            offset: at,
+                            field: "schedule",
+                            tag,
+                        });
+                    }
+                };
+                DeclarationBody::WindowGranted(Window {
+                    id,
+                    vendor,
+                    reason,
+                    ticket,
+                    approver,
+                    persons,
+                    targets,
+                    schedule,
+                })
+            }
+            5 => DeclarationBody::WindowCancelled {
+                vendor: self.str("vendor")?,
+                window_id: self.str("window id")?,
+                reason: self.str("reason")?,
+            },
+            6 => DeclarationBody::Emergency {
+                vendor: self.str("vendor")?,
+                person: self.opt_str("person")?,
+                target: self.opt_str("target")?,
+                starts_at: self.instant("starts_at")?,
+                ends_at: self.instant("ends_at")?,
+                reason: self.str("reason")?,
+                ticket: self.opt_str("ticket")?,
+            },
+            7 => DeclarationBody::InterventionReport {
+                vendor: self.str("vendor")?,
+                window_id: self.opt_str("window id")?,
+                started_at: self.instant("started_at")?,
+                ended_at: self.instant("ended_at")?,
+                nature: self.str("nature")?,
+                persons: self.strs("persons")?,
+            },
+            8 => DeclarationBody::AccessRecorded {
+                action: self.str("action")?,
+                scope: self.str("scope")?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    offset,
+                    field: "declaration",
+                    tag,
+                });
+            }
+        };
+        Ok(Declaration {
+            tenant,
+            filed_by,
+            filed_at,
+            body,
+        })
+    }
+
+    fn seal(&mut self) -> Result<Seal, DecodeError> {
+        let offset = self.pos;
+        let kind = match self.u8("seal tag")? {
+            1 => SealKind::Checkpoint,
+            2 => SealKind::RetentionCut {
+                cut_seq: self.u64("cut_seq")?,
+                cut_prev_mac: self.array("cut_prev_mac")?,
+                cut_epoch: self.u32("cut_epoch")?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    offset,
+                    field: "seal",
+                    tag,
+                });
+            }
+        };
+        Ok(Seal {
+            kind,
+            chain_id: self.array("chain_id")?,
+            epoch: self.u32("epoch")?,
+            through_seq: self.u64("through_seq")?,
+            head_mac: self.array("head_mac")?,
+            sealed_at: self.instant("sealed_at")?,
+            signature: self.array("signature")?,
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! cef (being written).

@@ -1,0 +1,1 @@
+//! ics (being written).

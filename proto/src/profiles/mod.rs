@@ -1,0 +1,1 @@
+//! Source profiles (being written).

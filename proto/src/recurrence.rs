@@ -1,0 +1,1 @@
+//! Recurring maintenance windows (being written).

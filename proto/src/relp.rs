@@ -1,0 +1,1 @@
+//! relp (being written).

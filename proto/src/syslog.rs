@@ -1,0 +1,1 @@
+//! syslog (being written).
