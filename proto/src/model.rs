@@ -443,7 +443,7 @@ pub(crate) mod hex_bytes {
     }
 
     pub fn decode(text: &str) -> Result<Vec<u8>, String> {
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(format!("hex string of odd length {}", text.len()));
         }
         (0..text.len())
