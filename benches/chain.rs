@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use proto::canonical;
 use proto::chain::{ChainHead, ChainWriter, EpochKey, SealSigner};
-use proto::verify::{Body, Record, VerifyKeys, Verifier};
+use proto::verify::{Body, Record, Verifier, VerifyKeys};
 use sha2::Sha256;
 
 fn chain(c: &mut Criterion) {

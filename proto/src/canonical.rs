@@ -587,7 +587,8 @@ impl<'a> Reader<'a> {
         let offset = self.pos;
         let year = self.i32(field)?;
         let ordinal = self.u16(field)?;
-        Date::from_ordinal_date(year, ordinal).map_err(|_| DecodeError::OutOfRange { offset, field })
+        Date::from_ordinal_date(year, ordinal)
+            .map_err(|_| DecodeError::OutOfRange { offset, field })
     }
     fn ip(&mut self, field: &'static str) -> Result<IpAddr, DecodeError> {
         let offset = self.pos;

@@ -14,14 +14,14 @@
 //! Nothing here opens a socket or a file, starts a runtime or installs a logger, so every
 //! function is deterministic and can be fuzzed.
 
-pub mod canonical;
-pub mod chain;
-pub mod model;
 pub mod calendar;
+pub mod canonical;
 pub mod cef;
+pub mod chain;
 pub mod framing;
 pub mod ics;
 pub mod kv;
+pub mod model;
 pub mod profiles;
 pub mod recurrence;
 pub mod relp;

@@ -468,8 +468,8 @@ pub(crate) mod hex_bytes {
     ) -> Result<[u8; N], D::Error> {
         let text = String::deserialize(d)?;
         let bytes = decode(&text).map_err(serde::de::Error::custom)?;
-        bytes
-            .try_into()
-            .map_err(|v: Vec<u8>| serde::de::Error::custom(format!("expected {N} bytes, got {}", v.len())))
+        bytes.try_into().map_err(|v: Vec<u8>| {
+            serde::de::Error::custom(format!("expected {N} bytes, got {}", v.len()))
+        })
     }
 }

@@ -57,8 +57,14 @@ impl fmt::Debug for VerifyKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyKeys")
             .field("k0", &self.k0.map(|_| "<redacted>"))
-            .field("public_key", &self.public_key.map(|k| crate::model::hex_bytes::encode(&k)))
-            .field("chain_id", &self.chain_id.map(|k| crate::model::hex_bytes::encode(&k)))
+            .field(
+                "public_key",
+                &self.public_key.map(|k| crate::model::hex_bytes::encode(&k)),
+            )
+            .field(
+                "chain_id",
+                &self.chain_id.map(|k| crate::model::hex_bytes::encode(&k)),
+            )
             .finish()
     }
 }
@@ -145,7 +151,10 @@ impl fmt::Display for SealFault {
             SealFault::EpochBehind {
                 seal_epoch,
                 entries_epoch,
-            } => write!(f, "seal epoch {seal_epoch} is behind the entries' epoch {entries_epoch}"),
+            } => write!(
+                f,
+                "seal epoch {seal_epoch} is behind the entries' epoch {entries_epoch}"
+            ),
         }
     }
 }
@@ -248,12 +257,18 @@ impl fmt::Display for Problem {
                 write!(f, "seq {from} onwards: renumbered by {shift:+}")
             }
             Problem::Inserted { before_seq } => {
-                write!(f, "seq {before_seq}: a foreign record was inserted before it")
+                write!(
+                    f,
+                    "seq {before_seq}: a foreign record was inserted before it"
+                )
             }
             Problem::Duplicated { seq } => write!(f, "seq {seq}: stored twice"),
             Problem::Reordered { seq } => write!(f, "seq {seq}: stored out of order"),
             Problem::Unverifiable { seq } => {
-                write!(f, "seq {seq}: cannot be checked, the entry before it is damaged")
+                write!(
+                    f,
+                    "seq {seq}: cannot be checked, the entry before it is damaged"
+                )
             }
             Problem::BadSeal { seq, fault } => write!(f, "seq {seq}: seal refused: {fault}"),
             Problem::SealEpochAhead {
@@ -464,7 +479,9 @@ impl Verifier {
                 }
                 self.accept(&r, e_seq, e_prev, e_epoch, r.link.mac);
             } else if self.expect.as_ref().is_some_and(|e| e.prev_damaged) {
-                self.report.problems.push(Problem::Unverifiable { seq: e_seq });
+                self.report
+                    .problems
+                    .push(Problem::Unverifiable { seq: e_seq });
                 self.accept(&r, e_seq, e_prev, e_epoch, r.link.mac);
             } else {
                 self.diagnose(r, e_seq, e_prev, e_epoch);
@@ -483,8 +500,7 @@ impl Verifier {
     }
 
     fn first(&mut self, r: Record, eff: u64) {
-        let seq_altered =
-            eff != 0 && self.keys.k0.is_some() && self.links(&GENESIS_MAC, 0, 0, &r);
+        let seq_altered = eff != 0 && self.keys.k0.is_some() && self.links(&GENESIS_MAC, 0, 0, &r);
         let zero_later = (0..self.buffer.len()).any(|i| {
             let q = &self.buffer[i];
             self.eff_seq(q) == Some(0)

@@ -9,13 +9,16 @@ use time::{Date, OffsetDateTime, UtcOffset};
 
 fn instant() -> impl Strategy<Value = OffsetDateTime> {
     // 1900..2200, any offset a source may send.
-    (-2_208_988_800i64..7_258_118_400i64, 0u32..1_000_000_000, -64_800i32..=64_800).prop_map(
-        |(secs, nanos, off)| {
+    (
+        -2_208_988_800i64..7_258_118_400i64,
+        0u32..1_000_000_000,
+        -64_800i32..=64_800,
+    )
+        .prop_map(|(secs, nanos, off)| {
             let t = OffsetDateTime::from_unix_timestamp(secs).expect("in range")
                 + time::Duration::nanoseconds(i64::from(nanos));
             t.to_offset(UtcOffset::from_whole_seconds(off).expect("in range"))
-        },
-    )
+        })
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -93,7 +96,8 @@ fn event() -> impl Strategy<Value = ConnectionEvent> {
 
 fn schedule() -> impl Strategy<Value = Schedule> {
     prop_oneof![
-        (instant(), instant()).prop_map(|(starts_at, ends_at)| Schedule::OneOff { starts_at, ends_at }),
+        (instant(), instant())
+            .prop_map(|(starts_at, ends_at)| Schedule::OneOff { starts_at, ends_at }),
         (text(), text(), any::<u32>(), text()).prop_map(
             |(zone, first_start_local, duration_seconds, rrule)| Schedule::Recurring {
                 zone,
@@ -111,7 +115,10 @@ fn member() -> impl Strategy<Value = StaffMember> {
         (texts(), text(), texts(), 1i32..9999, 1u16..=365),
     )
         .prop_map(
-            |((person, last_name, first_name, email), (accounts, access_level, resources, y, d))| {
+            |(
+                (person, last_name, first_name, email),
+                (accounts, access_level, resources, y, d),
+            )| {
                 StaffMember {
                     person,
                     last_name,
@@ -144,7 +151,8 @@ fn body() -> impl Strategy<Value = DeclarationBody> {
             },
         );
     prop_oneof![
-        (text(), text()).prop_map(|(vendor, name)| DeclarationBody::VendorRegistered { vendor, name }),
+        (text(), text())
+            .prop_map(|(vendor, name)| DeclarationBody::VendorRegistered { vendor, name }),
         (text(), prop::collection::vec(member(), 0..3))
             .prop_map(|(vendor, persons)| DeclarationBody::StaffList { vendor, persons }),
         (text(), text(), instant()).prop_map(|(vendor, person, effective_at)| {
@@ -166,17 +174,19 @@ fn body() -> impl Strategy<Value = DeclarationBody> {
             (text(), opt_text(), opt_text()),
             (instant(), instant(), text(), opt_text())
         )
-            .prop_map(|((vendor, person, target), (starts_at, ends_at, reason, ticket))| {
-                DeclarationBody::Emergency {
-                    vendor,
-                    person,
-                    target,
-                    starts_at,
-                    ends_at,
-                    reason,
-                    ticket,
+            .prop_map(
+                |((vendor, person, target), (starts_at, ends_at, reason, ticket))| {
+                    DeclarationBody::Emergency {
+                        vendor,
+                        person,
+                        target,
+                        starts_at,
+                        ends_at,
+                        reason,
+                        ticket,
+                    }
                 }
-            }),
+            ),
         (text(), opt_text(), instant(), instant(), text(), texts()).prop_map(
             |(vendor, window_id, started_at, ended_at, nature, persons)| {
                 DeclarationBody::InterventionReport {
@@ -189,7 +199,8 @@ fn body() -> impl Strategy<Value = DeclarationBody> {
                 }
             }
         ),
-        (text(), text()).prop_map(|(action, scope)| DeclarationBody::AccessRecorded { action, scope }),
+        (text(), text())
+            .prop_map(|(action, scope)| DeclarationBody::AccessRecorded { action, scope }),
     ]
 }
 
@@ -301,11 +312,18 @@ fn errors_name_field_and_offset() {
             field: "tenant"
         }
     );
-    assert_eq!(err.to_string(), "entry truncated at byte 7 while reading tenant");
+    assert_eq!(
+        err.to_string(),
+        "entry truncated at byte 7 while reading tenant"
+    );
     let huge = [1, 1, 1, 0xff, 0xff, 0xff, 0xff];
     assert!(matches!(
         canonical::decode(&huge),
-        Err(DecodeError::TooLong { offset: 3, field: "tenant", .. })
+        Err(DecodeError::TooLong {
+            offset: 3,
+            field: "tenant",
+            ..
+        })
     ));
 }
 

@@ -140,9 +140,7 @@ fn flagged(op: Op, p: u64, problems: &[Problem]) -> bool {
         (Op::AlterContent | Op::AlterMac, Problem::Altered { seq, .. }) => *seq == p,
         (Op::AlterContent, Problem::BadSeal { seq, .. }) => *seq == p,
         (Op::AlterSeq, Problem::Altered { seq, what }) => *seq == p && *what == Alteration::Seq,
-        (Op::AlterEpoch, Problem::Altered { seq, what }) => {
-            *seq == p && *what == Alteration::Epoch
-        }
+        (Op::AlterEpoch, Problem::Altered { seq, what }) => *seq == p && *what == Alteration::Epoch,
         (Op::Delete | Op::DeleteRenumber, Problem::Missing { from, to }) => *from == p && *to == p,
         (Op::InsertForged | Op::InsertForgedRenumber, Problem::Inserted { before_seq }) => {
             *before_seq == p
@@ -272,13 +270,7 @@ fn truncation_after_the_last_seal_shows_only_as_unsealed_tail() {
 fn without_k0_seals_and_gaps_are_still_checked() {
     let (_, mut records) = build(30, 10, true);
     records.remove(12);
-    let report = verify_all(
-        VerifyKeys {
-            k0: None,
-            ..keys()
-        },
-        records,
-    );
+    let report = verify_all(VerifyKeys { k0: None, ..keys() }, records);
     assert!(!report.macs_checked);
     assert_eq!(report.problems, vec![Problem::Missing { from: 12, to: 12 }]);
 }
@@ -392,9 +384,15 @@ fn forward_security_old_epochs_cannot_be_rewritten_with_the_current_key() {
             let Body::Full(bytes) = &r.body else {
                 unreachable!()
             };
-            assert_ne!(current.mac(&prev, r.link.seq, &chain::digest(bytes)), r.link.mac);
+            assert_ne!(
+                current.mac(&prev, r.link.seq, &chain::digest(bytes)),
+                r.link.mac
+            );
         }
     }
     // And the verifier derives every epoch key from K0.
-    assert_eq!(EpochKey::derive(&K0, current.epoch()).secret(), current.secret());
+    assert_eq!(
+        EpochKey::derive(&K0, current.epoch()).secret(),
+        current.secret()
+    );
 }
