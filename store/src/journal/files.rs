@@ -1,0 +1,168 @@
+//! The journal directory: file names, atomic replacement, pre-zeroed files, listing.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+use super::error::{JournalError, io};
+
+/// The writer's state file: chain id, current epoch and key, seal signing seed.
+pub(crate) const STATE_FILE: &str = "state";
+/// The verifier's key file, to be moved off the host.
+pub const VERIFIER_FILE: &str = "verifier.key";
+/// Held locked by the one writer.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+/// The next segment, being zeroed ahead of need.
+pub(crate) const SPARE_FILE: &str = "spare.seg.tmp";
+
+/// Permissions of files holding secrets.
+pub(crate) const SECRET_MODE: u32 = 0o600;
+/// Permissions of segments and indexes (personal data: no access for others).
+pub(crate) const DATA_MODE: u32 = 0o640;
+
+/// Zeroes written per call when pre-allocating.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// `{first_seq:020}.seg`
+pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.seg"))
+}
+
+/// `{first_seq:020}.idx`
+pub(crate) fn index_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.idx"))
+}
+
+/// A segment file found in the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentFile {
+    pub(crate) first_seq: u64,
+    pub(crate) path: PathBuf,
+}
+
+/// The segments of a journal directory, in seq order.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentFile>, JournalError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io("list", dir))? {
+        let entry = entry.map_err(io("list", dir))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
+            continue;
+        };
+        let path = entry.path();
+        let first_seq = (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| stem.parse::<u64>().ok())
+            .flatten()
+            .ok_or_else(|| JournalError::SegmentName { path: path.clone() })?;
+        out.push(SegmentFile { first_seq, path });
+    }
+    out.sort_by_key(|s| s.first_seq);
+    Ok(out)
+}
+
+/// Removes the `*.tmp` files a crash may have left (writer only); returns their paths.
+pub(crate) fn remove_temp_files(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io("list", dir))? {
+        let entry = entry.map_err(io("list", dir))?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            fs::remove_file(&path).map_err(io("remove", &path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Makes renames and creations in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync directory", dir))
+}
+
+/// Replaces `dir/name` with `bytes`: write `name.tmp`, fsync, rename, then fsync the
+/// directory when `durable`. A stale `name.tmp` is removed first so that `mode` applies.
+pub(crate) fn write_atomic(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+    durable: bool,
+) -> Result<(), JournalError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("remove", &tmp)(e)),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io("create", &tmp))?;
+    file.write_all(bytes).map_err(io("write", &tmp))?;
+    file.sync_all().map_err(io("fsync", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Writes zeroes into `file` from `from` to `to` and makes them durable, a chunk at a time
+/// (`fsync` at the end, since the file's size may change).
+pub(crate) fn zero_fill(file: &File, path: &Path, from: u64, to: u64) -> Result<(), JournalError> {
+    if from >= to {
+        return Ok(());
+    }
+    let zeros = vec![0u8; ZERO_CHUNK.min(usize::try_from(to - from).unwrap_or(ZERO_CHUNK))];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at).map_or(zeros.len(), |left| left.min(zeros.len()));
+        file.write_all_at(&zeros[..n], at)
+            .map_err(io("write zeroes to", path))?;
+        at += n as u64;
+        // Flush as we go: a burst of a whole segment of writeback would queue in front
+        // of the writer's fdatasync.
+        file.sync_data().map_err(io("fdatasync", path))?;
+    }
+    file.sync_all().map_err(io("fsync", path))
+}
+
+/// Creates `path` (replacing a stale one) as a file of `size` zero bytes, written and
+/// fsynced so that later writes into it change no file metadata.
+pub(crate) fn create_zeroed(path: &Path, size: u64) -> Result<File, JournalError> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("remove", path)(e)),
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(DATA_MODE)
+        .open(path)
+        .map_err(io("create", path))?;
+    zero_fill(&file, path, 0, size)?;
+    Ok(file)
+}
+
+/// Reads from `offset` until `buf` is full or the file ends; returns the bytes read.
+pub(crate) fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

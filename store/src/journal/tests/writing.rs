@@ -1,0 +1,287 @@
+//! The writer: concurrent appenders, seals, poisoning, refusals.
+
+use std::sync::mpsc;
+use std::time::Duration as StdDuration;
+
+use super::super::{Journal, JournalError, init};
+use super::*;
+
+#[test]
+fn concurrent_appenders_get_contiguous_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = init(dir.path()).unwrap();
+    let (journal, _) = Journal::open(small_config(dir.path(), 16 << 10)).unwrap();
+    let threads = 8;
+    let per_thread = 60;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let journal = journal.clone();
+            std::thread::spawn(move || {
+                (0..per_thread)
+                    .map(|i| {
+                        let id = t * 1000 + i;
+                        let entry = pending(id, base_time());
+                        let canonical = entry.canonical.clone();
+                        let links = journal.append(vec![entry]).unwrap();
+                        assert_eq!(links.len(), 1);
+                        (links[0], canonical)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        let mine = h.join().unwrap();
+        assert!(
+            mine.windows(2).all(|w| w[0].0.seq < w[1].0.seq),
+            "one appender's links in order"
+        );
+        all.extend(mine);
+    }
+    all.sort_by_key(|(link, _)| link.seq);
+    let seqs: Vec<u64> = all.iter().map(|(l, _)| l.seq).collect();
+    assert_eq!(seqs, (0..threads * per_thread).collect::<Vec<_>>());
+    assert_eq!(journal.head().next_seq, threads * per_thread);
+    journal.close().unwrap();
+    let stored = read_all(dir.path()).unwrap();
+    assert_eq!(
+        stored.len() as u64,
+        threads * per_thread + 1,
+        "entries and the closing seal"
+    );
+    for ((link, canonical), entry) in all.iter().zip(&stored) {
+        assert_eq!((&entry.link, &entry.canonical), (link, canonical));
+    }
+    assert!(stored.last().unwrap().is_seal());
+    assert_chain_intact(dir.path(), &keys);
+}
+
+#[test]
+fn submit_answers_after_durability_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path()).unwrap();
+    let (journal, _) = Journal::open(small_config(dir.path(), 16 << 10)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    for i in 0..50 {
+        let tx = tx.clone();
+        journal
+            .submit(
+                vec![pending(i, base_time()), pending(i, base_time())],
+                move |r| {
+                    tx.send(r.unwrap()).unwrap();
+                },
+            )
+            .unwrap();
+    }
+    drop(tx);
+    let answers: Vec<_> = rx.iter().collect();
+    assert_eq!(answers.len(), 50);
+    for (i, links) in answers.iter().enumerate() {
+        assert_eq!(
+            links.iter().map(|l| l.seq).collect::<Vec<_>>(),
+            vec![2 * i as u64, 2 * i as u64 + 1]
+        );
+    }
+    journal.close().unwrap();
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = init(dir.path()).unwrap();
+    let config = JournalConfig {
+        fail_sync_at: Some(2),
+        ..small_config(dir.path(), 16 << 10)
+    };
+    let (journal, _) = Journal::open(config.clone()).unwrap();
+    journal.append(vec![pending(0, base_time())]).unwrap();
+    journal.append(vec![pending(1, base_time())]).unwrap();
+    let err = journal.append(vec![pending(2, base_time())]).unwrap_err();
+    let JournalError::Poisoned(cause) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        matches!(
+            **cause,
+            JournalError::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{cause:?}"
+    );
+    // Every later request fails, without being retried.
+    assert!(matches!(
+        journal.append(vec![pending(3, base_time())]),
+        Err(JournalError::Poisoned(_))
+    ));
+    assert!(matches!(
+        journal.submit(vec![pending(4, base_time())], |_| {}),
+        Err(JournalError::Poisoned(_))
+    ));
+    assert!(matches!(journal.seal_now(), Err(JournalError::Poisoned(_))));
+    assert_eq!(
+        journal.head().next_seq,
+        2,
+        "the durable head stays before the failure"
+    );
+    assert!(matches!(journal.close(), Err(JournalError::Poisoned(_))));
+    // Recovery keeps what reached the disk (at least everything acknowledged).
+    let (journal, recovery) = Journal::open(JournalConfig {
+        fail_sync_at: None,
+        ..config
+    })
+    .unwrap();
+    assert!(recovery.head.next_seq >= 2);
+    journal.append(vec![pending(5, base_time())]).unwrap();
+    journal.close().unwrap();
+    assert_chain_intact(dir.path(), &keys);
+}
+
+#[test]
+fn pending_requests_of_a_poisoned_batch_all_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path()).unwrap();
+    let config = JournalConfig {
+        fail_sync_at: Some(0),
+        ..small_config(dir.path(), 16 << 10)
+    };
+    let (journal, _) = Journal::open(config).unwrap();
+    let (tx, rx) = mpsc::channel();
+    for i in 0..20 {
+        let tx = tx.clone();
+        if journal
+            .submit(vec![pending(i, base_time())], move |r| {
+                tx.send(r.is_err()).unwrap()
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(tx);
+    let answers: Vec<bool> = rx.iter().collect();
+    assert!(!answers.is_empty());
+    assert!(
+        answers.iter().all(|&failed| failed),
+        "no request acknowledged after the failure"
+    );
+}
+
+#[test]
+fn periodic_seals_only_when_entries_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = init(dir.path()).unwrap();
+    let config = JournalConfig {
+        seal_interval: Some(StdDuration::from_millis(50)),
+        ..small_config(dir.path(), 16 << 10)
+    };
+    let (journal, _) = Journal::open(config).unwrap();
+    journal.append(vec![pending(0, base_time())]).unwrap();
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    while journal.head().epoch == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no seal after the interval"
+        );
+        std::thread::sleep(StdDuration::from_millis(10));
+    }
+    let head = journal.head();
+    assert_eq!((head.next_seq, head.epoch), (2, 1));
+    // Idle: no more seals.
+    std::thread::sleep(StdDuration::from_millis(200));
+    assert_eq!(journal.head(), head);
+    drop(journal);
+    let stored = read_all(dir.path()).unwrap();
+    assert!(stored[1].is_seal());
+    assert_chain_intact(dir.path(), &keys);
+}
+
+#[test]
+fn one_writer_per_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path()).unwrap();
+    let (journal, _) = Journal::open(small_config(dir.path(), 16 << 10)).unwrap();
+    assert!(matches!(
+        Journal::open(small_config(dir.path(), 16 << 10)),
+        Err(JournalError::Locked { .. })
+    ));
+    journal.close().unwrap();
+    let (journal, recovery) = Journal::open(small_config(dir.path(), 16 << 10)).unwrap();
+    assert_eq!(
+        (recovery.head.next_seq, recovery.head.epoch),
+        (1, 1),
+        "the closing seal"
+    );
+    drop(journal);
+}
+
+#[test]
+fn refused_entries_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path()).unwrap();
+    let (journal, _) = Journal::open(small_config(dir.path(), 16 << 10)).unwrap();
+    let seal = proto::canonical::encode(&proto::model::Entry::Seal(proto::model::Seal {
+        kind: proto::model::SealKind::Checkpoint,
+        chain_id: journal.chain_id(),
+        epoch: 0,
+        through_seq: 0,
+        head_mac: [0; 32],
+        sealed_at: base_time(),
+        signature: [0; 64],
+    }));
+    let cases = [
+        (seal, base_time()),
+        (vec![1], base_time()),
+        (vec![9, 1, 0], base_time()),
+        (event_bytes(0, 600, base_time()), base_time()),
+        (
+            event_bytes(0, 0, base_time()),
+            time::macros::datetime!(2300-01-01 0:00 UTC),
+        ),
+    ];
+    for (canonical, received_at) in cases {
+        let batch = vec![
+            pending(1, base_time()),
+            PendingEntry {
+                canonical,
+                received_at,
+            },
+        ];
+        match journal.append(batch) {
+            Err(JournalError::InvalidEntry { index: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let too_many = (0..5000).map(|i| pending(i, base_time())).collect();
+    assert!(matches!(
+        journal.append(too_many),
+        Err(JournalError::BatchTooLarge { .. })
+    ));
+    assert_eq!(journal.append(Vec::new()).unwrap(), vec![]);
+    assert_eq!(journal.head().next_seq, 0);
+    journal.close().unwrap();
+}
+
+#[test]
+fn closed_handles_refuse_work() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path()).unwrap();
+    let (journal, _) = Journal::open(small_config(dir.path(), 16 << 10)).unwrap();
+    let other = journal.clone();
+    journal.close().unwrap();
+    assert!(matches!(
+        other.append(vec![pending(0, base_time())]),
+        Err(JournalError::Closed)
+    ));
+    assert!(matches!(other.seal_now(), Err(JournalError::Closed)));
+    assert!(matches!(other.close(), Err(JournalError::Closed)));
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<Journal>();
+    send_sync::<JournalReader>();
+}

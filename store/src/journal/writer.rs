@@ -1,0 +1,468 @@
+//! The writer thread: group commit, seals, segment rolls, poisoning.
+//!
+//! It takes the first request from the bounded queue, then whatever else is queued (up to
+//! the batch caps), places every entry in the chain, encodes all records into one buffer,
+//! writes it with one `pwrite` and makes it durable with one `fdatasync`, then answers
+//! every request of the batch. Any failed write or fsync poisons the journal: the batch
+//! and every later request get [`JournalError::Poisoned`]; nothing is retried.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use proto::chain::{ChainHead, ChainWriter, Digest, Link};
+use proto::model::SealKind;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::error::{JournalError, io};
+use super::files::{self, SPARE_FILE};
+use super::format::{self, HEADER_BYTES, SegmentHeader};
+use super::index::SegmentIndex;
+use super::keys::WriterState;
+use super::recovery::{self, OpenSegment};
+
+/// Room kept for a seal record: a checkpoint seal is 139 bytes, a retention cut 183.
+const MAX_SEAL_BYTES: usize = 256;
+
+/// How an answer reaches an appender.
+pub(crate) type Reply<T> = Box<dyn FnOnce(Result<T, JournalError>) + Send>;
+
+/// An entry checked and digested by its appender, ready for the chain.
+pub(crate) struct Prepared {
+    pub(crate) canonical: Vec<u8>,
+    pub(crate) received_nanos: i64,
+    pub(crate) digest: Digest,
+}
+
+/// What appenders ask of the writer thread.
+pub(crate) enum Request {
+    Append {
+        entries: Vec<Prepared>,
+        done: Reply<Vec<Link>>,
+    },
+    Seal {
+        done: Reply<Link>,
+    },
+    Close {
+        done: Reply<()>,
+    },
+}
+
+impl Request {
+    fn fail(self, error: impl Fn() -> JournalError) {
+        match self {
+            Request::Append { done, .. } => done(Err(error())),
+            Request::Seal { done } => done(Err(error())),
+            Request::Close { done } => done(Err(error())),
+        }
+    }
+
+    fn weight(&self) -> (usize, usize) {
+        match self {
+            Request::Append { entries, .. } => (
+                entries.len(),
+                entries.iter().map(|e| e.canonical.len()).sum(),
+            ),
+            Request::Seal { .. } | Request::Close { .. } => (1, MAX_SEAL_BYTES),
+        }
+    }
+}
+
+/// What the writer thread shares with the handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The head after the last durable entry.
+    pub(crate) head: Mutex<ChainHead>,
+    /// Set once, by the first failure.
+    pub(crate) fatal: OnceLock<Arc<JournalError>>,
+}
+
+impl Shared {
+    pub(crate) fn durable_head(&self) -> ChainHead {
+        *self
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The writer thread's settings.
+pub(crate) struct Settings {
+    pub(crate) dir: PathBuf,
+    pub(crate) segment_bytes: u64,
+    pub(crate) max_batch_entries: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) seal_interval: Option<Duration>,
+    /// Fault injection: the n-th `fdatasync` of segment data (from 0) fails.
+    #[cfg(test)]
+    pub(crate) fail_sync_at: Option<u64>,
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    settings: Settings,
+    chain: ChainWriter,
+    seed: Zeroizing<[u8; 32]>,
+    seg: OpenSegment,
+    buf: Vec<u8>,
+    /// Written but not yet fsynced.
+    unsynced: bool,
+    spare: Option<JoinHandle<Result<File, JournalError>>>,
+    shared: Arc<Shared>,
+    next_seal: Option<Instant>,
+    /// Entries since the last seal.
+    dirty: bool,
+    /// A seal was placed in the current batch: the state file follows the fsync.
+    sealed: bool,
+    /// Holds the directory lock while the thread runs.
+    _lock: File,
+    #[cfg(test)]
+    syncs: u64,
+}
+
+enum Wake {
+    Request(Request),
+    SealDue,
+    Disconnected,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+    Poisoned(Arc<JournalError>),
+}
+
+impl Writer {
+    pub(crate) fn new(
+        settings: Settings,
+        chain: ChainWriter,
+        seed: Zeroizing<[u8; 32]>,
+        seg: OpenSegment,
+        sealed: bool,
+        shared: Arc<Shared>,
+        lock: File,
+    ) -> Self {
+        let next_seal = settings.seal_interval.map(|i| Instant::now() + i);
+        let mut writer = Writer {
+            settings,
+            chain,
+            seed,
+            seg,
+            buf: Vec::new(),
+            unsynced: false,
+            spare: None,
+            shared,
+            next_seal,
+            dirty: !sealed,
+            sealed: false,
+            _lock: lock,
+            #[cfg(test)]
+            syncs: 0,
+        };
+        writer.start_spare();
+        writer
+    }
+
+    /// The thread's body: runs until closed, poisoned and drained, or every handle is gone.
+    pub(crate) fn run(mut self, rx: Receiver<Request>) {
+        let mut requests = Vec::new();
+        loop {
+            requests.clear();
+            match self.wait(&rx) {
+                Wake::Request(r) => requests.push(r),
+                Wake::SealDue => {}
+                Wake::Disconnected => break,
+            }
+            let (mut entries, mut bytes) = requests.first().map_or((0, 0), Request::weight);
+            while entries < self.settings.max_batch_entries
+                && bytes < self.settings.max_batch_bytes
+                && !matches!(requests.last(), Some(Request::Close { .. }))
+            {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        let (e, b) = r.weight();
+                        entries += e;
+                        bytes += b;
+                        requests.push(r);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            match self.commit(std::mem::take(&mut requests)) {
+                Flow::Continue => {}
+                Flow::Stop => break,
+                Flow::Poisoned(cause) => {
+                    // Answer everything still coming until close or the last handle drops.
+                    for r in rx.iter() {
+                        let close = matches!(r, Request::Close { .. });
+                        r.fail(|| JournalError::Poisoned(cause.clone()));
+                        if close {
+                            break;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        self.shutdown();
+    }
+
+    fn wait(&mut self, rx: &Receiver<Request>) -> Wake {
+        loop {
+            let (Some(at), Some(interval)) = (self.next_seal, self.settings.seal_interval) else {
+                return rx.recv().map_or(Wake::Disconnected, Wake::Request);
+            };
+            let now = Instant::now();
+            if now >= at {
+                if self.dirty {
+                    return Wake::SealDue;
+                }
+                // Nothing to seal: an idle journal does not grow.
+                self.next_seal = Some(now + interval);
+                continue;
+            }
+            match rx.recv_timeout(at - now) {
+                Ok(r) => return Wake::Request(r),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Wake::Disconnected,
+            }
+        }
+    }
+
+    /// Writes a batch, makes it durable and answers it.
+    fn commit(&mut self, requests: Vec<Request>) -> Flow {
+        let mut outcomes = Vec::with_capacity(requests.len());
+        if let Err(e) = self.write_requests(&requests, &mut outcomes) {
+            return self.poison(e, requests);
+        }
+        *self
+            .shared
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = *self.chain.head();
+        // Entries are durable: answer their appenders before the state file.
+        let mut later = Vec::new();
+        for (request, outcome) in requests.into_iter().zip(outcomes) {
+            match (request, outcome) {
+                (Request::Append { done, .. }, Outcome::Links(links)) => done(Ok(links)),
+                (request, outcome) => later.push((request, outcome)),
+            }
+        }
+        if std::mem::take(&mut self.sealed)
+            && let Err(e) = self.write_state()
+        {
+            return self.poison(e, later.into_iter().map(|(r, _)| r).collect());
+        }
+        let mut flow = Flow::Continue;
+        for (request, outcome) in later {
+            match (request, outcome) {
+                (Request::Seal { done }, Outcome::Link(link)) => done(Ok(link)),
+                (Request::Close { done }, _) => {
+                    done(Ok(()));
+                    flow = Flow::Stop;
+                }
+                (request, _) => request.fail(|| JournalError::WriterPanicked),
+            }
+        }
+        flow
+    }
+
+    fn write_requests(
+        &mut self,
+        requests: &[Request],
+        outcomes: &mut Vec<Outcome>,
+    ) -> Result<(), JournalError> {
+        for request in requests {
+            let outcome = match request {
+                Request::Append { entries, .. } => {
+                    let mut links = Vec::with_capacity(entries.len());
+                    for e in entries {
+                        links.push(self.place(&e.canonical, e.received_nanos, &e.digest)?);
+                    }
+                    Outcome::Links(links)
+                }
+                Request::Seal { .. } | Request::Close { .. } => Outcome::Link(self.place_seal()?),
+            };
+            outcomes.push(outcome);
+        }
+        if self.dirty && self.next_seal.is_some_and(|at| Instant::now() >= at) {
+            self.place_seal()?;
+        }
+        self.flush()
+    }
+
+    /// Places one entry in the chain and its record in the buffer.
+    fn place(&mut self, entry: &[u8], nanos: i64, digest: &Digest) -> Result<Link, JournalError> {
+        self.reserve(format::record_bytes(entry.len()))?;
+        let link = self.chain.append_digest(digest);
+        self.push_record(&link, nanos, entry);
+        self.dirty = true;
+        Ok(link)
+    }
+
+    /// Places a checkpoint seal; the key ratchets.
+    fn place_seal(&mut self) -> Result<Link, JournalError> {
+        self.reserve(format::record_bytes(MAX_SEAL_BYTES))?;
+        let now = OffsetDateTime::now_utc();
+        let (bytes, link) = self.chain.seal(SealKind::Checkpoint, now);
+        let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        self.push_record(&link, nanos, &bytes);
+        self.dirty = false;
+        self.sealed = true;
+        self.next_seal = self.settings.seal_interval.map(|i| Instant::now() + i);
+        Ok(link)
+    }
+
+    fn push_record(&mut self, link: &Link, nanos: i64, entry: &[u8]) {
+        let offset = self.seg.end + self.buf.len() as u64;
+        let before = self.buf.len();
+        format::encode_record(&mut self.buf, link, nanos, entry);
+        let bytes = (self.buf.len() - before) as u64;
+        self.seg.index.push(link.seq, offset, bytes, nanos);
+    }
+
+    /// Makes room for a record of `bytes`, rolling to a new segment if needed.
+    fn reserve(&mut self, bytes: u64) -> Result<(), JournalError> {
+        if self.seg.end + self.buf.len() as u64 + bytes <= self.seg.capacity {
+            return Ok(());
+        }
+        self.roll()?;
+        if HEADER_BYTES + bytes > self.seg.capacity {
+            return Err(JournalError::Config(format!(
+                "a record of {bytes} bytes does not fit in a segment of {} bytes",
+                self.seg.capacity
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer at the end of the segment and fsyncs.
+    fn flush(&mut self) -> Result<(), JournalError> {
+        if !self.buf.is_empty() {
+            self.seg
+                .file
+                .write_all_at(&self.buf, self.seg.end)
+                .map_err(|e| io("write", &self.seg.path)(e))?;
+            self.seg.end += self.buf.len() as u64;
+            self.buf.clear();
+            self.unsynced = true;
+        }
+        if self.unsynced {
+            self.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> Result<(), JournalError> {
+        #[cfg(test)]
+        {
+            let n = self.syncs;
+            self.syncs += 1;
+            if self.settings.fail_sync_at == Some(n) {
+                return Err(io("fdatasync", &self.seg.path)(std::io::Error::other(
+                    "injected fsync failure",
+                )));
+            }
+        }
+        self.seg
+            .file
+            .sync_data()
+            .map_err(|e| io("fdatasync", &self.seg.path)(e))
+    }
+
+    /// Closes the full segment (durable, index beside it) and opens the next one.
+    fn roll(&mut self) -> Result<(), JournalError> {
+        self.flush()?;
+        let dir = self.settings.dir.clone();
+        if let Err(e) = recovery::write_index(&dir, &self.seg.index) {
+            // Only an accelerator: the next open rebuilds it.
+            tracing::warn!(segment = %self.seg.path.display(), error = %e, "journal index not written");
+        }
+        // The full segment is durable and rarely read again: give its pages back, so the
+        // next spare reuses them instead of growing the page cache.
+        if let Err(e) = rustix::fs::fadvise(&self.seg.file, 0, None, rustix::fs::Advice::DontNeed) {
+            tracing::debug!(segment = %self.seg.path.display(), error = %e, "fadvise failed");
+        }
+        let first_seq = self.chain.head().next_seq;
+        let spare_path = dir.join(SPARE_FILE);
+        let file = match self.spare.take().map(JoinHandle::join) {
+            Some(Ok(Ok(file))) => file,
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(_)) | None => files::create_zeroed(&spare_path, self.settings.segment_bytes)?,
+        };
+        let header = SegmentHeader {
+            chain_id: self.chain.head().chain_id,
+            first_seq,
+        };
+        file.write_all_at(&header.encode(), 0)
+            .map_err(io("write header to", &spare_path))?;
+        file.sync_data().map_err(io("fdatasync", &spare_path))?;
+        let path = files::segment_path(&dir, first_seq);
+        std::fs::rename(&spare_path, &path).map_err(io("rename", &spare_path))?;
+        files::sync_dir(&dir)?;
+        let capacity = file.metadata().map_err(io("stat", &path))?.len();
+        tracing::debug!(segment = %path.display(), "journal segment opened");
+        self.seg = OpenSegment {
+            file,
+            path,
+            end: HEADER_BYTES,
+            capacity,
+            index: SegmentIndex::new(header.chain_id, first_seq, HEADER_BYTES),
+        };
+        self.start_spare();
+        Ok(())
+    }
+
+    /// Starts zeroing the next segment in the background.
+    fn start_spare(&mut self) {
+        let path = self.settings.dir.join(SPARE_FILE);
+        let size = self.settings.segment_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("journal-prealloc".into())
+            .spawn(move || files::create_zeroed(&path, size));
+        // If no thread can be started, the roll zeroes the segment itself.
+        self.spare = spawned.ok();
+    }
+
+    fn write_state(&self) -> Result<(), JournalError> {
+        let key = self.chain.key();
+        WriterState {
+            chain_id: self.chain.head().chain_id,
+            epoch: key.epoch(),
+            key: Zeroizing::new(*key.secret()),
+            seed: self.seed.clone(),
+        }
+        .write(&self.settings.dir)
+    }
+
+    fn poison(&mut self, error: JournalError, requests: Vec<Request>) -> Flow {
+        tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "journal poisoned");
+        let cause = Arc::new(error);
+        let cause = self.shared.fatal.get_or_init(|| cause).clone();
+        for r in requests {
+            r.fail(|| JournalError::Poisoned(cause.clone()));
+        }
+        Flow::Poisoned(cause)
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(Ok(Ok(file))) = self.spare.take().map(JoinHandle::join) {
+            drop(file);
+            let path = self.settings.dir.join(SPARE_FILE);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::debug!(path = %path.display(), error = %e, "spare segment not removed");
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Links(Vec<Link>),
+    Link(Link),
+}
