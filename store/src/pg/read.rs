@@ -1,0 +1,219 @@
+//! Reading the ledger back from PostgreSQL: a chain in seq order for verification, and the
+//! auditor's queries (each served by an index named beside it; the plans are in
+//! `deploy/postgresql/EXPLAIN.md`).
+
+use std::net::IpAddr;
+use std::pin::pin;
+
+use futures_util::TryStreamExt as _;
+use proto::chain::Link;
+use proto::verify::{Body, Record, Report, Verifier, VerifyKeys};
+use time::OffsetDateTime;
+use tokio_postgres::{GenericClient, Row};
+
+use super::PgError;
+use super::row::{seq_i64, seq_u64};
+
+const CHAIN_RECORDS: &str = "SELECT seq, epoch, mac, canonical FROM entries \
+    WHERE chain_id = $1 AND seq >= $2 ORDER BY seq";
+
+const COLUMNS: &str = "chain_id, seq, tenant, entry_type, kind, source, vendor, person, \
+    account, target, session_id, source_addr, occurred_at, received_at, canonical";
+
+/// Index `entries_vendor_time`.
+const VENDOR_JOURNAL: &str = "WHERE tenant = $1 AND vendor = $2 \
+    AND occurred_at >= $3 AND occurred_at < $4 ORDER BY occurred_at, chain_id, seq";
+/// Index `entries_person_time`.
+const PERSON_SESSIONS: &str = "WHERE tenant = $1 AND person = $2 \
+    AND occurred_at >= $3 AND occurred_at < $4 AND entry_type = 'event' \
+    ORDER BY occurred_at, chain_id, seq";
+/// Index `entries_vendor_time`.
+const WINDOW_SESSIONS: &str = "WHERE tenant = $1 AND vendor = $2 \
+    AND occurred_at >= $3 AND occurred_at < $4 \
+    AND kind IN ('session_start', 'session_end', 'tunnel_up', 'tunnel_down') \
+    ORDER BY occurred_at, chain_id, seq";
+/// Index `entries_session`.
+const SESSION_EVENTS: &str = "WHERE tenant = $1 AND session_id = $2 \
+    ORDER BY occurred_at, chain_id, seq";
+/// Index `entries_declarations`.
+const DECLARATIONS: &str = "WHERE tenant = $1 AND entry_type = 'declaration' \
+    AND occurred_at < $2 ORDER BY occurred_at, chain_id, seq";
+
+/// The auditor's queries, as run by [`query`] (for `EXPLAIN` and for the auditor's own
+/// tooling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerQuery {
+    /// `(tenant, vendor, from, to)`: everything concerning a vendor over a period.
+    VendorJournal,
+    /// `(tenant, person, from, to)`: a person's connection events.
+    PersonSessions,
+    /// `(tenant, vendor, from, to)`: session and tunnel starts and ends of a vendor in a
+    /// window.
+    WindowSessions,
+    /// `(tenant, session_id)`: the events of one session.
+    SessionEvents,
+    /// `(tenant, until)`: the declarations filed before an instant, in filing order.
+    Declarations,
+}
+
+impl LedgerQuery {
+    /// The full SQL.
+    pub fn sql(self) -> String {
+        let filter = match self {
+            LedgerQuery::VendorJournal => VENDOR_JOURNAL,
+            LedgerQuery::PersonSessions => PERSON_SESSIONS,
+            LedgerQuery::WindowSessions => WINDOW_SESSIONS,
+            LedgerQuery::SessionEvents => SESSION_EVENTS,
+            LedgerQuery::Declarations => DECLARATIONS,
+        };
+        format!("SELECT {COLUMNS} FROM entries {filter}")
+    }
+}
+
+/// One ledger row as the auditor reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// The chain.
+    pub chain_id: [u8; 16],
+    /// Position in the chain.
+    pub seq: u64,
+    /// The establishment (`''` for seals).
+    pub tenant: String,
+    /// `event`, `declaration` or `seal`.
+    pub entry_type: String,
+    /// The kind name.
+    pub kind: String,
+    /// Source (events) or filer (declarations).
+    pub source: Option<String>,
+    /// Vendor.
+    pub vendor: Option<String>,
+    /// Person.
+    pub person: Option<String>,
+    /// Account.
+    pub account: Option<String>,
+    /// Target.
+    pub target: Option<String>,
+    /// Session id.
+    pub session_id: Option<String>,
+    /// Address connected from.
+    pub source_addr: Option<IpAddr>,
+    /// When it happened / was filed / was sealed.
+    pub occurred_at: OffsetDateTime,
+    /// When the collector received it.
+    pub received_at: OffsetDateTime,
+    /// The canonical entry ([`proto::canonical::decode`] gives the whole entry).
+    pub canonical: Vec<u8>,
+}
+
+/// Runs one of the auditor's queries.
+///
+/// # Errors
+/// [`PgError::Query`], [`PgError::BadRow`].
+pub async fn query(
+    client: &impl GenericClient,
+    which: LedgerQuery,
+    params: &[&(dyn postgres_types::ToSql + Sync)],
+) -> Result<Vec<LedgerRow>, PgError> {
+    let rows = client
+        .query(&which.sql(), params)
+        .await
+        .map_err(PgError::query("query", "entries", None))?;
+    rows.iter().map(ledger_row).collect()
+}
+
+fn ledger_row(r: &Row) -> Result<LedgerRow, PgError> {
+    let get = || PgError::query("read", "entries", None);
+    let id: &[u8] = r.try_get(0).map_err(get())?;
+    let seq = seq_u64("entries", r.try_get(1).map_err(get())?)?;
+    let chain_id = id.try_into().map_err(|_| PgError::BadRow {
+        table: "entries",
+        seq: Some(seq),
+        what: format!("chain id of {} bytes", id.len()),
+    })?;
+    Ok(LedgerRow {
+        chain_id,
+        seq,
+        tenant: r.try_get(2).map_err(get())?,
+        entry_type: r.try_get(3).map_err(get())?,
+        kind: r.try_get(4).map_err(get())?,
+        source: r.try_get(5).map_err(get())?,
+        vendor: r.try_get(6).map_err(get())?,
+        person: r.try_get(7).map_err(get())?,
+        account: r.try_get(8).map_err(get())?,
+        target: r.try_get(9).map_err(get())?,
+        session_id: r.try_get(10).map_err(get())?,
+        source_addr: r.try_get(11).map_err(get())?,
+        occurred_at: r.try_get(12).map_err(get())?,
+        received_at: r.try_get(13).map_err(get())?,
+        canonical: r.try_get(14).map_err(get())?,
+    })
+}
+
+/// Reads a chain from `from_seq` in seq order and hands each record to `each`, streaming
+/// (memory stays bounded whatever the chain's length).
+///
+/// # Errors
+/// [`PgError::Query`], [`PgError::BadRow`] for a value out of range.
+pub async fn for_each_record(
+    client: &impl GenericClient,
+    chain_id: [u8; 16],
+    from_seq: u64,
+    mut each: impl FnMut(Record),
+) -> Result<u64, PgError> {
+    let from = seq_i64(from_seq)?;
+    let id = &chain_id[..];
+    let params: [&(dyn postgres_types::ToSql + Sync); 2] = [&id, &from];
+    let stream = client
+        .query_raw(CHAIN_RECORDS, params)
+        .await
+        .map_err(PgError::query("read", "entries", Some(from_seq)))?;
+    let mut stream = pin!(stream);
+    let mut n = 0;
+    while let Some(row) =
+        stream
+            .try_next()
+            .await
+            .map_err(PgError::query("read", "entries", Some(from_seq)))?
+    {
+        each(record(&row)?);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn record(row: &Row) -> Result<Record, PgError> {
+    let get = || PgError::query("read", "entries", None);
+    let seq = seq_u64("entries", row.try_get(0).map_err(get())?)?;
+    let bad = |what: String| PgError::BadRow {
+        table: "entries",
+        seq: Some(seq),
+        what,
+    };
+    let epoch: i64 = row.try_get(1).map_err(get())?;
+    let epoch = u32::try_from(epoch).map_err(|_| bad(format!("epoch {epoch} out of range")))?;
+    let mac: &[u8] = row.try_get(2).map_err(get())?;
+    let mac = mac
+        .try_into()
+        .map_err(|_| bad(format!("MAC of {} bytes", mac.len())))?;
+    let canonical: Vec<u8> = row.try_get(3).map_err(get())?;
+    Ok(Record {
+        link: Link { seq, epoch, mac },
+        body: Body::Full(canonical),
+    })
+}
+
+/// Verifies a chain as PostgreSQL holds it: every row in seq order through
+/// [`proto::verify::Verifier`].
+///
+/// # Errors
+/// [`PgError::Query`], [`PgError::BadRow`]; a damaged chain is not an error but a report
+/// with problems.
+pub async fn verify_chain(
+    client: &impl GenericClient,
+    chain_id: [u8; 16],
+    keys: VerifyKeys,
+) -> Result<Report, PgError> {
+    let mut verifier = Verifier::new(keys);
+    for_each_record(client, chain_id, 0, |r| verifier.push(r)).await?;
+    Ok(verifier.finish())
+}

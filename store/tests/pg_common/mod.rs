@@ -1,0 +1,262 @@
+//! What the PostgreSQL tests share: a throwaway database per test, journals and chains of
+//! realistic entries.
+//!
+//! Each test creates its own database with a random name and drops it at the end, so
+//! tests never share state and run in parallel. PostgreSQL must be reachable (by default
+//! `host=127.0.0.1 port=5432 user=postgres`, or `VIGIE_TEST_PG`): when it is not, the test
+//! fails and says so; it never skips.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use proto::chain::{ChainHead, ChainWriter, EpochKey, SealSigner};
+use proto::model::{
+    AuthFactor, ConnectionEvent, Declaration, DeclarationBody, Entry, EventKind, SealKind,
+};
+use store::journal::{Journal, JournalConfig, PendingEntry, StoredEntry, VerifierKeys};
+use store::pg::EntryRow;
+use time::{Duration, OffsetDateTime};
+use tokio_postgres::{Client, NoTls};
+
+/// The server the tests use, without a database name.
+pub fn server() -> String {
+    std::env::var("VIGIE_TEST_PG")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".to_owned())
+}
+
+/// A database that lives as long as this value.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+async fn admin() -> Client {
+    let url = format!("{} dbname=postgres", server());
+    let (client, conn) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is unreachable at `{url}` ({}): these tests need a real server \
+             (start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`, \
+             or point VIGIE_TEST_PG at one)",
+                store::pg::error_chain(&e)
+            )
+        });
+    tokio::spawn(conn);
+    client
+}
+
+impl TestDb {
+    /// Creates a database with a random name.
+    pub async fn new() -> TestDb {
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).unwrap();
+        let name = format!("vigie_test_{}", hex::encode(rnd));
+        admin()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let url = format!("{} dbname={name}", server());
+        TestDb { name, url }
+    }
+
+    /// A new session on the database.
+    pub async fn client(&self) -> Client {
+        let (client, conn) = store::pg::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url));
+        drop(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop may run inside a runtime: use a thread of its own with its own runtime.
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let _ = admin()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+        if done.is_err() {
+            eprintln!("test database {} not dropped", self.name);
+        }
+    }
+}
+
+/// A realistic connection event (about 300 bytes canonical), varied by `i`.
+pub fn event(i: u64, received_at: OffsetDateTime) -> Entry {
+    let person = format!("agent{:04}@vendor{:02}.example", i % 500, i % 20);
+    let addr = Ipv4Addr::new(203, 0, 113, (i % 250) as u8 + 1);
+    Entry::Event(ConnectionEvent {
+        kind: if i.is_multiple_of(2) {
+            EventKind::SessionStart
+        } else {
+            EventKind::SessionEnd
+        },
+        tenant: format!("chu-{:02}", i % 4),
+        source: "bastion-01".into(),
+        vendor: Some(format!("vendor{:02}", i % 20)),
+        person: Some(person.clone()),
+        account: Some("maint".into()),
+        target: Some(format!("srv-pacs-{:02}", i % 40)),
+        protocol: Some("ssh".into()),
+        source_addr: Some(IpAddr::V4(addr)),
+        session_id: Some(format!("s-{:08}", i / 2)),
+        factors: vec![AuthFactor::PublicKey, AuthFactor::Otp],
+        occurred_at: received_at - Duration::milliseconds(15),
+        received_at,
+        raw: format!(
+            "<38>1 2026-05-28T20:26:40+02:00 bastion-01 sshd 4242 - - Accepted publickey for \
+             {person} from {addr} port {} ssh2: ED25519 SHA256:3q2+7wXk0aT4b9iEo1sJtQ",
+            40000 + i % 20000
+        )
+        .into_bytes(),
+    })
+}
+
+/// A departure declaration, varied by `i`.
+pub fn declaration(i: u64, filed_at: OffsetDateTime) -> Entry {
+    Entry::Declaration(Declaration {
+        tenant: format!("chu-{:02}", i % 4),
+        filed_by: "rssi@chu.example".into(),
+        filed_at,
+        body: DeclarationBody::Departure {
+            vendor: format!("vendor{:02}", i % 20),
+            person: format!("agent{:04}@vendor{:02}.example", i % 500, i % 20),
+            effective_at: filed_at,
+        },
+    })
+}
+
+/// A new journal in `dir` holding `n` entries (every 1000th a declaration), sealed at the
+/// end; returns the verifier keys and the open journal.
+pub fn journal_with(dir: &Path, n: u64, seal_interval_entries: u64) -> (VerifierKeys, Journal) {
+    let keys = store::journal::init(dir).unwrap();
+    let mut config = JournalConfig::new(dir);
+    config.seal_interval = None;
+    config.segment_bytes = 16 << 20;
+    let (journal, _) = Journal::open(config).unwrap();
+    append(&journal, 0, n, seal_interval_entries);
+    journal.seal_now().unwrap();
+    (keys, journal)
+}
+
+/// Appends entries `from..from + n` (by their variation index) in batches, with a seal
+/// every `seal_every` entries.
+pub fn append(journal: &Journal, from: u64, n: u64, seal_every: u64) {
+    let now = OffsetDateTime::now_utc();
+    let mut i = from;
+    while i < from + n {
+        let end = (i + 2000).min(from + n);
+        let batch: Vec<PendingEntry> = (i..end)
+            .map(|k| {
+                let entry = if k % 1000 == 999 {
+                    declaration(k, now)
+                } else {
+                    event(k, now)
+                };
+                PendingEntry {
+                    canonical: proto::canonical::encode(&entry),
+                    received_at: now,
+                }
+            })
+            .collect();
+        journal.append(batch).unwrap();
+        if seal_every > 0 && end / seal_every > i / seal_every {
+            journal.seal_now().unwrap();
+        }
+        i = end;
+    }
+}
+
+/// A chain written without a journal (for rows with chosen `received_at` and retention
+/// seals): the test plays the chain's writer.
+pub struct TestChain {
+    pub writer: ChainWriter,
+    pub k0: [u8; 32],
+    pub public_key: [u8; 32],
+}
+
+impl TestChain {
+    pub fn new(chain_id: [u8; 16]) -> Self {
+        let k0 = [7u8; 32];
+        let signer = SealSigner::from_seed([9u8; 32]);
+        let public_key = signer.public_key();
+        let writer =
+            ChainWriter::new(ChainHead::genesis(chain_id), EpochKey::new(0, k0), signer).unwrap();
+        TestChain {
+            writer,
+            k0,
+            public_key,
+        }
+    }
+
+    pub fn chain_id(&self) -> [u8; 16] {
+        self.writer.head().chain_id
+    }
+
+    pub fn keys(&self) -> proto::verify::VerifyKeys {
+        proto::verify::VerifyKeys {
+            k0: Some(self.k0),
+            public_key: Some(self.public_key),
+            chain_id: Some(self.chain_id()),
+        }
+    }
+
+    /// Places an entry received at `at` and returns its row.
+    pub fn entry(&mut self, entry: &Entry, at: OffsetDateTime) -> EntryRow {
+        let canonical = proto::canonical::encode(entry);
+        let link = self.writer.append(&canonical);
+        self.row(link, at, canonical)
+    }
+
+    /// Places a seal made at `at` and returns its row.
+    pub fn seal(&mut self, kind: SealKind, at: OffsetDateTime) -> EntryRow {
+        let (canonical, link) = self.writer.seal(kind, at);
+        self.row(link, at, canonical)
+    }
+
+    fn row(&self, link: proto::chain::Link, at: OffsetDateTime, canonical: Vec<u8>) -> EntryRow {
+        EntryRow::from_stored(
+            self.chain_id(),
+            StoredEntry {
+                link,
+                received_at: at,
+                canonical,
+            },
+        )
+        .unwrap()
+    }
+}
+
+/// Checks that PostgreSQL holds each seq of the chain exactly once, `0..next_seq`.
+pub async fn assert_exactly_once(client: &Client, chain_id: [u8; 16], next_seq: u64) {
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT seq), coalesce(min(seq), -1), coalesce(max(seq), -1) \
+             FROM entries WHERE chain_id = $1",
+            &[&&chain_id[..]],
+        )
+        .await
+        .unwrap();
+    let (count, distinct, min, max): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let n = i64::try_from(next_seq).unwrap();
+    assert_eq!(
+        (count, distinct, min, max),
+        (n, n, 0, n - 1),
+        "rows (count, distinct seqs, min, max) of the chain"
+    );
+}

@@ -1,0 +1,151 @@
+//! Migrations against a real PostgreSQL: idempotent, transactional, refusing a newer
+//! schema; partitions created ahead.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod pg_common;
+
+use pg_common::TestDb;
+use store::pg::{self, PgError, SCHEMA_VERSION, YearMonth};
+use time::OffsetDateTime;
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    assert_eq!(pg::schema_version(&client).await.unwrap(), 0);
+    assert!(matches!(
+        pg::require_current(&client).await,
+        Err(PgError::SchemaBehind { found: 0, .. })
+    ));
+
+    let first = pg::migrate(&mut client).await.unwrap();
+    assert_eq!(first.from, 0);
+    assert_eq!(first.to, SCHEMA_VERSION);
+    assert_eq!(first.applied.len(), pg::MIGRATIONS.len());
+
+    let again = pg::migrate(&mut client).await.unwrap();
+    assert_eq!(again.from, SCHEMA_VERSION);
+    assert_eq!(again.to, SCHEMA_VERSION);
+    assert!(again.applied.is_empty());
+    pg::require_current(&client).await.unwrap();
+
+    // Two services starting together: the advisory lock serialises them.
+    let (mut a, mut b) = (db.client().await, db.client().await);
+    let (ra, rb) = tokio::join!(pg::migrate(&mut a), pg::migrate(&mut b));
+    assert!(ra.unwrap().applied.is_empty() && rb.unwrap().applied.is_empty());
+
+    let recorded: i64 = client
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, pg::MIGRATIONS.len() as i64);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    pg::migrate(&mut client).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')",
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    let err = pg::migrate(&mut client).await.unwrap_err();
+    assert!(
+        matches!(err, PgError::SchemaTooNew { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("newer than this release knows"),
+        "{err}"
+    );
+    assert!(matches!(
+        pg::require_current(&client).await,
+        Err(PgError::SchemaTooNew { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_failed_migration_changes_nothing() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    // A table in the way of migration 1: the whole transaction rolls back.
+    client
+        .batch_execute("CREATE TABLE replication_positions (x int)")
+        .await
+        .unwrap();
+    let err = pg::migrate(&mut client).await.unwrap_err();
+    assert!(err.to_string().contains("apply migration"), "{err}");
+    assert_eq!(pg::schema_version(&client).await.unwrap(), 0);
+    let entries: bool = client
+        .query_one("SELECT to_regclass('entries') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!entries, "migration 1 half applied");
+}
+
+#[tokio::test]
+async fn partitions_are_created_ahead() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    pg::migrate(&mut client).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let created = pg::ensure_partitions(&client, now, 0).await.unwrap();
+    let this = YearMonth::of(now);
+    let expected = vec![
+        this,
+        this.next(),
+        this.next().next(),
+        this.next().next().next(),
+    ];
+    assert_eq!(
+        created, expected,
+        "the current month and at least three ahead"
+    );
+    assert!(
+        pg::ensure_partitions(&client, now, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(pg::schema::partitions(&client).await.unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replicator_refuses_a_newer_schema() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    pg::migrate(&mut client).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')",
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_keys, journal) =
+        tokio::task::block_in_place(|| pg_common::journal_with(&dir.path().join("journal"), 10, 0));
+    let replicator = pg::Replicator::new(pg::ReplicatorConfig::new(db.url.clone()), journal);
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        replicator.run(std::future::pending()),
+    )
+    .await
+    .expect("the replicator stops at once, it does not retry");
+    assert!(
+        matches!(outcome, Err(PgError::SchemaTooNew { .. })),
+        "{outcome:?}"
+    );
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM entries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "nothing written into a schema it does not know");
+}
