@@ -1,0 +1,650 @@
+//! The rule engine: one streaming pass over the connection events in time order, with
+//! state per key, against the declarations in force at each instant.
+//!
+//! ```text
+//!  declarations (read whole, indexed per tenant+vendor) ─┐
+//!  events (merged by time, streamed) ─→ Engine::push ────┼─→ findings, closed sessions
+//!                                      state: open sessions by (source, session id),
+//!                                      persons per account, sources' last event and skew
+//! ```
+//!
+//! A session opens on `session_start` / `tunnel_up` and closes on `session_end` /
+//! `tunnel_down` with the same `(source, session_id)` (without a session id: the same
+//! account and address). Sessions that **start** in `[from, to)` are judged; events
+//! before `from` or after `to` only complete them. At the start: nominative identity,
+//! staff list, departure, shared account, declared resources, window or emergency. At the
+//! close: second factor (factors of the start, of `auth_success` events of the session),
+//! end and overrun of the window, intervention report (any report filed, whenever, whose
+//! interval overlaps the session, within [`RuleConfig::report_slack`], naming the person
+//! or nobody).
+
+use std::collections::{HashMap, HashSet};
+
+use proto::model::{AuthFactor, ConnectionEvent, EventKind, StaffMember};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::decls::{Declarations, OccurrenceCache, VendorDecls, WindowMatch};
+use crate::finding::{EntryRef, Facts, Finding, Rule};
+
+/// The bounds and scope of a run.
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    /// Only this tenant (all when `None`).
+    pub tenant: Option<String>,
+    /// Only this vendor (all when `None`).
+    pub vendor: Option<String>,
+    /// Sessions starting from this instant are judged…
+    pub from: OffsetDateTime,
+    /// … up to this one (excluded).
+    pub to: OffsetDateTime,
+    /// Largest accepted difference between `occurred_at` and `received_at` (default 5 min).
+    pub max_skew: Duration,
+    /// A source silent longer than this is reported (default 24 h).
+    pub silent_after: Duration,
+    /// A session still open this long before `to` is reported without end (default 12 h).
+    pub open_session_grace: Duration,
+    /// A session may run this long past its window's end (default 5 min).
+    pub overrun_grace: Duration,
+    /// Largest age of the staff list in force (default 365 days).
+    pub staff_list_max_age: Duration,
+    /// Slack around a report's interval when matching sessions (default 1 h).
+    pub report_slack: Duration,
+    /// Closed sessions kept for the timeline (default 20,000).
+    pub keep_sessions: usize,
+}
+
+impl RuleConfig {
+    /// The defaults over `[from, to)`.
+    pub fn new(from: OffsetDateTime, to: OffsetDateTime) -> Self {
+        RuleConfig {
+            tenant: None,
+            vendor: None,
+            from,
+            to,
+            max_skew: Duration::minutes(5),
+            silent_after: Duration::hours(24),
+            open_session_grace: Duration::hours(12),
+            overrun_grace: Duration::minutes(5),
+            staff_list_max_age: Duration::days(365),
+            report_slack: Duration::hours(1),
+            keep_sessions: 20_000,
+        }
+    }
+}
+
+/// A session as the journal and the timeline show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    /// The establishment.
+    pub tenant: String,
+    /// The source that reported it.
+    pub source: String,
+    /// The vendor.
+    pub vendor: Option<String>,
+    /// The person (as reported, or from the staff list by account).
+    pub person: Option<String>,
+    /// The account.
+    pub account: Option<String>,
+    /// Where from.
+    pub source_addr: Option<String>,
+    /// The target reached.
+    pub target: Option<String>,
+    /// The protocol.
+    pub protocol: Option<String>,
+    /// Start.
+    #[serde(serialize_with = "ser_t")]
+    pub start: OffsetDateTime,
+    /// End, if recorded.
+    #[serde(serialize_with = "ser_opt_t")]
+    pub end: Option<OffsetDateTime>,
+    /// Factors used.
+    pub factors: Vec<AuthFactor>,
+    /// The window matched, if any.
+    pub window: Option<String>,
+    /// The occurrence of that window.
+    #[serde(skip)]
+    pub window_interval: Option<(OffsetDateTime, OffsetDateTime)>,
+    /// Covered by an emergency.
+    pub emergency: bool,
+    /// The start's entry (and the end's).
+    pub entries: Vec<EntryRef>,
+}
+
+fn ser_t<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::time_fmt::rfc3339(*t))
+}
+
+fn ser_opt_t<S: serde::Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => ser_t(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// What a run counted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Events read (in scope).
+    pub events: u64,
+    /// Connections (sessions started in the range).
+    pub connections: u64,
+    /// Distinct persons who connected.
+    pub persons: u64,
+    /// Sessions not kept for the timeline (over [`RuleConfig::keep_sessions`]).
+    pub sessions_dropped: u64,
+}
+
+#[derive(Debug)]
+struct Open {
+    record: SessionRecord,
+    judged: bool,
+}
+
+#[derive(Debug, Default)]
+struct SourceState {
+    tenant: String,
+    last: Option<(OffsetDateTime, EntryRef)>,
+    skewed: u64,
+    worst_skew: i64,
+    worst_at: Option<(OffsetDateTime, EntryRef)>,
+}
+
+/// The streaming rule engine.
+#[derive(Debug)]
+pub struct Engine<'d> {
+    decls: &'d Declarations,
+    cfg: RuleConfig,
+    cache: OccurrenceCache,
+    open: HashMap<(String, String), Open>,
+    factors: HashMap<(String, String), Vec<AuthFactor>>,
+    account_users: HashMap<(String, String), (String, EntryRef)>,
+    reported: HashSet<(Rule, String, String, String)>,
+    sources: HashMap<String, SourceState>,
+    persons: HashSet<(String, String)>,
+    findings: Vec<Finding>,
+    /// Sessions closed since the last [`Engine::take_closed`].
+    closed: Vec<SessionRecord>,
+    stats: Stats,
+}
+
+impl<'d> Engine<'d> {
+    /// An engine judging against `decls`.
+    pub fn new(decls: &'d Declarations, cfg: RuleConfig) -> Self {
+        Engine {
+            decls,
+            cfg,
+            cache: OccurrenceCache::default(),
+            open: HashMap::new(),
+            factors: HashMap::new(),
+            account_users: HashMap::new(),
+            reported: HashSet::new(),
+            sources: HashMap::new(),
+            persons: HashSet::new(),
+            findings: Vec::new(),
+            closed: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// What has been counted so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The sessions closed since the last call (judged ones only), in closing order.
+    pub fn take_closed(&mut self) -> Vec<SessionRecord> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Takes one event, in time order.
+    pub fn push(&mut self, at: EntryRef, e: &ConnectionEvent) {
+        if self.cfg.tenant.as_deref().is_some_and(|t| t != e.tenant) {
+            return;
+        }
+        self.stats.events += 1;
+        self.track_source(&at, e);
+        if self
+            .cfg
+            .vendor
+            .as_deref()
+            .is_some_and(|v| e.vendor.as_deref() != Some(v))
+        {
+            return;
+        }
+        let key = session_key(e);
+        match e.kind {
+            EventKind::AuthSuccess => {
+                if let Some(key) = key {
+                    if let Some(open) = self.open.get_mut(&key) {
+                        merge_factors(&mut open.record.factors, &e.factors);
+                    } else {
+                        merge_factors(self.factors.entry(key).or_default(), &e.factors);
+                    }
+                }
+            }
+            EventKind::SessionStart | EventKind::TunnelUp => {
+                let Some(key) = key else { return };
+                if let Some(previous) = self.open.remove(&key) {
+                    self.close(previous, None);
+                }
+                let mut factors = self.factors.remove(&key).unwrap_or_default();
+                merge_factors(&mut factors, &e.factors);
+                let mut record = SessionRecord {
+                    tenant: e.tenant.clone(),
+                    source: e.source.clone(),
+                    vendor: e.vendor.clone(),
+                    person: e.person.clone(),
+                    account: e.account.clone(),
+                    source_addr: e.source_addr.map(|a| a.to_string()),
+                    target: e.target.clone(),
+                    protocol: e.protocol.clone(),
+                    start: e.occurred_at,
+                    end: None,
+                    factors,
+                    window: None,
+                    window_interval: None,
+                    emergency: false,
+                    entries: vec![at.clone()],
+                };
+                let judged = self.cfg.from <= e.occurred_at && e.occurred_at < self.cfg.to;
+                if judged {
+                    self.judge_start(&at, &mut record);
+                }
+                self.open.insert(key, Open { record, judged });
+            }
+            EventKind::SessionEnd | EventKind::TunnelDown => {
+                let Some(key) = key else { return };
+                if let Some(mut open) = self.open.remove(&key) {
+                    open.record.entries.push(at);
+                    merge_factors(&mut open.record.factors, &e.factors);
+                    self.close(open, Some(e.occurred_at));
+                }
+            }
+            EventKind::AuthFailure { .. } | EventKind::Unmapped => {}
+        }
+    }
+
+    fn track_source(&mut self, at: &EntryRef, e: &ConnectionEvent) {
+        let in_range = self.cfg.from <= e.received_at && e.received_at < self.cfg.to;
+        let state = self.sources.entry(e.source.clone()).or_default();
+        state.tenant.clone_from(&e.tenant);
+        let skew = (e.received_at - e.occurred_at).whole_seconds();
+        if in_range && skew.abs() > self.cfg.max_skew.whole_seconds() {
+            state.skewed += 1;
+            if skew.abs() > state.worst_skew.abs() {
+                state.worst_skew = skew;
+                state.worst_at = Some((e.occurred_at, at.clone()));
+            }
+        }
+        if in_range
+            && let Some((last, last_ref)) = &state.last
+            && e.received_at - *last > self.cfg.silent_after
+        {
+            let mut f = Finding::new(Rule::SilentSource, &e.tenant, e.received_at);
+            f.entries = vec![last_ref.clone(), at.clone()];
+            f.facts.when = Some(*last);
+            f.facts.amount = Some((e.received_at - *last).whole_seconds());
+            f.facts.note = Some(e.source.clone());
+            self.findings.push(f);
+        }
+        if state.last.as_ref().is_none_or(|(l, _)| *l <= e.received_at) {
+            state.last = Some((e.received_at, at.clone()));
+        }
+    }
+
+    fn finding(&self, rule: Rule, r: &SessionRecord) -> Finding {
+        let mut f = Finding::new(rule, &r.tenant, r.start);
+        f.vendor.clone_from(&r.vendor);
+        f.person.clone_from(&r.person);
+        f.account.clone_from(&r.account);
+        f.entries = vec![r.entries[0].clone()];
+        f.facts = Facts {
+            target: r.target.clone(),
+            addr: r.source_addr.clone(),
+            ..Facts::default()
+        };
+        f
+    }
+
+    fn judge_start(&mut self, at: &EntryRef, r: &mut SessionRecord) {
+        self.stats.connections += 1;
+        let t = r.start;
+        let decls = self.decls;
+        let vd = r
+            .vendor
+            .as_deref()
+            .and_then(|v| decls.vendor(&r.tenant, v));
+        let list = vd.and_then(|vd| vd.staff_list_at(t));
+        // Nominative identity: the person reported, or the holder of the account.
+        if r.person.is_none()
+            && let (Some(list), Some(account)) = (list, r.account.as_deref())
+        {
+            let holders: Vec<&StaffMember> = list
+                .value
+                .iter()
+                .filter(|m| m.accounts.iter().any(|a| a == account))
+                .collect();
+            if let [holder] = holders[..] {
+                r.person = Some(holder.person.clone());
+            }
+        }
+        let (Some(vendor), Some(person)) = (r.vendor.clone(), r.person.clone()) else {
+            let f = self.finding(Rule::NotNominative, r);
+            self.findings.push(f);
+            return;
+        };
+        self.persons.insert((r.tenant.clone(), person.clone()));
+        self.stats.persons = self.persons.len() as u64;
+        let empty = VendorDecls::default();
+        let vd = vd.unwrap_or(&empty);
+
+        // Staff list, departure.
+        let member = list.and_then(|l| {
+            l.value
+                .iter()
+                .find(|m| m.person == person || m.email.eq_ignore_ascii_case(&person))
+        });
+        let holder_departed = r.account.as_deref().and_then(|account| {
+            list.and_then(|l| {
+                l.value
+                    .iter()
+                    .filter(|m| m.accounts.iter().any(|a| a == account))
+                    .find_map(|m| vd.departure_of(&m.person, t))
+            })
+        });
+        if let Some(dep) = vd.departure_of(&person, t).or(holder_departed) {
+            let mut f = self.finding(Rule::AccountAfterDeparture, r);
+            f.entries.push(dep.entry.clone());
+            f.facts.when = Some(dep.value.effective_at);
+            f.facts.other = Some(dep.value.person.clone());
+            self.findings.push(f);
+        } else {
+            let local_date = crate::time_fmt::paris_date(t);
+            match member {
+                Some(m) if m.start_date <= local_date => {}
+                _ => {
+                    let mut f = self.finding(Rule::NotOnStaffList, r);
+                    if let Some(l) = list {
+                        f.entries.push(l.entry.clone());
+                    }
+                    self.findings.push(f);
+                }
+            }
+        }
+        if let Some(l) = list
+            && t - l.filed_at > self.cfg.staff_list_max_age
+            && self.reported.insert((
+                Rule::StaffListStale,
+                r.tenant.clone(),
+                vendor.clone(),
+                l.entry.to_string(),
+            ))
+        {
+            let mut f = self.finding(Rule::StaffListStale, r);
+            f.person = None;
+            f.account = None;
+            f.entries.push(l.entry.clone());
+            f.facts.when = Some(l.filed_at);
+            f.facts.amount = Some((t - l.filed_at).whole_days());
+            self.findings.push(f);
+        }
+
+        // Shared account: several persons, or concurrent sessions from several addresses.
+        if let Some(account) = r.account.clone() {
+            let k = (r.tenant.clone(), account.clone());
+            match self.account_users.get(&k) {
+                None => {
+                    self.account_users.insert(k, (person.clone(), at.clone()));
+                }
+                Some((first, first_at)) if *first != person => {
+                    if self.reported.insert((
+                        Rule::SharedAccount,
+                        r.tenant.clone(),
+                        account.clone(),
+                        person.clone(),
+                    )) {
+                        let mut f = self.finding(Rule::SharedAccount, r);
+                        f.entries.insert(0, first_at.clone());
+                        f.facts.other = Some(first.clone());
+                        self.findings.push(f);
+                    }
+                }
+                Some(_) => {
+                    let concurrent = self.open.values().find(|o| {
+                        o.record.tenant == r.tenant
+                            && o.record.account.as_deref() == Some(&account)
+                            && o.record.source_addr != r.source_addr
+                    });
+                    if let Some(o) = concurrent {
+                        let mut f = self.finding(Rule::SharedAccount, r);
+                        f.entries.insert(0, o.record.entries[0].clone());
+                        f.facts.other = o.record.source_addr.clone();
+                        self.findings.push(f);
+                    }
+                }
+            }
+        }
+
+        // Declared resources.
+        if let (Some(m), Some(target)) = (member, r.target.as_deref())
+            && !m.resources.iter().any(|res| resource_matches(res, target))
+        {
+            let f = self.finding(Rule::UndeclaredTarget, r);
+            self.findings.push(f);
+        }
+
+        // Window or emergency.
+        let who = (Some(person.as_str()), r.target.as_deref());
+        if let Some(em) = vd.emergency_at(t, who.0, who.1) {
+            r.emergency = true;
+            let mut f = self.finding(Rule::Emergency, r);
+            f.entries.push(em.entry.clone());
+            f.facts.note = Some(em.value.reason.clone());
+            self.findings.push(f);
+        } else if let Some(m) =
+            decls.windows_covering(&mut self.cache, (&r.tenant, &vendor), t, who, true)
+        {
+            set_window(r, &m);
+        } else if let Some(m) =
+            decls.windows_covering(&mut self.cache, (&r.tenant, &vendor), t, who, false)
+        {
+            let mut f = self.finding(Rule::WindowAfterFact, r);
+            f.entries.push(m.entry.clone());
+            f.facts.window_id = Some(m.id.clone());
+            f.facts.when = Some(m.filed_at);
+            self.findings.push(f);
+            set_window(r, &m);
+        } else {
+            let f = self.finding(Rule::OutsideWindow, r);
+            self.findings.push(f);
+        }
+    }
+
+    fn close(&mut self, open: Open, end: Option<OffsetDateTime>) {
+        let Open { mut record, judged } = open;
+        record.end = end;
+        if !judged {
+            return;
+        }
+        let r = &record;
+        if !r.factors.iter().any(AuthFactor::is_possession) {
+            let f = self.finding(Rule::NoSecondFactor, r);
+            self.findings.push(f);
+        }
+        match end {
+            None if r.start < self.cfg.to - self.cfg.open_session_grace => {
+                let f = self.finding(Rule::SessionWithoutEnd, r);
+                self.findings.push(f);
+            }
+            Some(end) => {
+                if let (Some((_, wend)), Some(id)) = (r.window_interval, &r.window)
+                    && end > wend + self.cfg.overrun_grace
+                {
+                    let mut f = self.finding(Rule::SessionOverrun, r);
+                    f.entries.extend(r.entries.get(1).cloned());
+                    f.facts.window_id = Some(id.clone());
+                    f.facts.when = Some(wend);
+                    self.findings.push(f);
+                }
+            }
+            None => {}
+        }
+        self.check_report(r);
+        if self.closed.len() < self.cfg.keep_sessions {
+            self.closed.push(record);
+        } else {
+            self.stats.sessions_dropped += 1;
+        }
+    }
+
+    fn check_report(&mut self, r: &SessionRecord) {
+        let (Some(vendor), Some(person)) = (r.vendor.as_deref(), r.person.as_deref()) else {
+            return;
+        };
+        let Some(vd) = self.decls.vendor(&r.tenant, vendor) else {
+            let f = self.finding(Rule::MissingReport, r);
+            self.findings.push(f);
+            return;
+        };
+        let end = r.end.unwrap_or(r.start);
+        let slack = self.cfg.report_slack;
+        let report = vd
+            .reports
+            .iter()
+            .filter(|rep| {
+                rep.value.started_at - slack <= end
+                    && r.start <= rep.value.ended_at + slack
+                    && (rep.value.persons.is_empty() || rep.value.persons.iter().any(|p| p == person))
+            })
+            .min_by_key(|rep| rep.filed_at);
+        let Some(report) = report else {
+            let f = self.finding(Rule::MissingReport, r);
+            self.findings.push(f);
+            return;
+        };
+        let off = proto::calendar::off_hours(r.start, proto::calendar::PARIS)
+            .map(|o| o.any())
+            .unwrap_or(false);
+        if off && crate::time_fmt::paris_date(report.filed_at) > crate::time_fmt::paris_date(end) {
+            let mut f = self.finding(Rule::LateReport, r);
+            f.entries.push(report.entry.clone());
+            f.facts.when = Some(report.filed_at);
+            self.findings.push(f);
+        }
+    }
+
+    /// Closes what is open and returns every finding, in time order.
+    pub fn finish(mut self) -> (Vec<Finding>, Vec<SessionRecord>, Stats) {
+        let open: Vec<Open> = self.open.drain().map(|(_, o)| o).collect();
+        let mut open = open;
+        open.sort_by_key(|o| o.record.start);
+        for o in open {
+            self.close(o, None);
+        }
+        let mut sources: Vec<(String, SourceState)> = self.sources.drain().collect();
+        sources.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, s) in sources {
+            if s.skewed > 0
+                && let Some((at, entry)) = s.worst_at
+            {
+                let mut f = Finding::new(Rule::ClockSkew, &s.tenant, at);
+                f.entries = vec![entry];
+                f.facts.amount = Some(s.worst_skew);
+                f.facts.note = Some(name.clone());
+                self.findings.push(f);
+            }
+            if let Some((last, last_ref)) = s.last
+                && last >= self.cfg.from
+                && self.cfg.to - last > self.cfg.silent_after
+                && self.cfg.to <= OffsetDateTime::now_utc()
+            {
+                let mut f = Finding::new(Rule::SilentSource, &s.tenant, self.cfg.to);
+                f.entries = vec![last_ref];
+                f.facts.when = Some(last);
+                f.facts.amount = Some((self.cfg.to - last).whole_seconds());
+                f.facts.note = Some(name);
+                self.findings.push(f);
+            }
+        }
+        sort_findings(&mut self.findings);
+        let mut sessions = std::mem::take(&mut self.closed);
+        sessions.sort_by_key(|s| s.start);
+        (self.findings, sessions, self.stats)
+    }
+}
+
+/// Sorts findings by instant, then rule, person and account.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (a.at, a.rule, &a.person, &a.account, &a.entries).cmp(&(
+            b.at,
+            b.rule,
+            &b.person,
+            &b.account,
+            &b.entries,
+        ))
+    });
+}
+
+fn set_window(r: &mut SessionRecord, m: &WindowMatch) {
+    r.window = Some(m.id.clone());
+    r.window_interval = Some((m.occurrence.start, m.occurrence.end));
+}
+
+fn merge_factors(into: &mut Vec<AuthFactor>, from: &[AuthFactor]) {
+    for f in from {
+        if !into.contains(f) {
+            into.push(f.clone());
+        }
+    }
+}
+
+fn session_key(e: &ConnectionEvent) -> Option<(String, String)> {
+    match (&e.session_id, &e.account) {
+        (Some(id), _) => Some((e.source.clone(), format!("id:{id}"))),
+        (None, Some(account)) => Some((
+            e.source.clone(),
+            format!(
+                "acct:{account}|{}",
+                e.source_addr.map(|a| a.to_string()).unwrap_or_default()
+            ),
+        )),
+        (None, None) => e.person.as_ref().map(|p| (e.source.clone(), format!("person:{p}"))),
+    }
+}
+
+/// Whether a declared resource names a target: equal, or a prefix pattern ending in `*`.
+pub fn resource_matches(declared: &str, target: &str) -> bool {
+    match declared.strip_suffix('*') {
+        Some(prefix) => target.starts_with(prefix),
+        None => declared == target,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_match_exactly_or_by_prefix() {
+        assert!(resource_matches("pacs-01", "pacs-01"));
+        assert!(resource_matches("pacs-*", "pacs-02"));
+        assert!(!resource_matches("pacs-01", "pacs-02"));
+        assert!(!resource_matches("pacs-*", "ris-01"));
+    }
+
+    #[test]
+    fn off_hours_covers_nights_weekends_and_public_holidays() {
+        use proto::calendar::{PARIS, off_hours};
+        use time::macros::datetime;
+        // Tuesday 14 July 2026, 10:00 Paris: a public holiday.
+        assert!(off_hours(datetime!(2026-07-14 8:00 UTC), PARIS).unwrap().any());
+        // Thursday 14 May 2026 (Ascension), 15:00.
+        assert!(off_hours(datetime!(2026-05-14 13:00 UTC), PARIS).unwrap().any());
+        // Wednesday 15 July 2026, 10:00: working hours.
+        assert!(!off_hours(datetime!(2026-07-15 8:00 UTC), PARIS).unwrap().any());
+        // Wednesday 22:30: night.
+        assert!(off_hours(datetime!(2026-07-15 20:30 UTC), PARIS).unwrap().any());
+    }
+}

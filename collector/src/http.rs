@@ -1,0 +1,533 @@
+//! JSON over HTTPS: `POST /v1/events` with a batch of events, each with a client-chosen
+//! id; answered once the whole batch is durable, with a status per event. The API is
+//! documented in `deploy/collector-openapi.yaml`.
+//!
+//! ```text
+//! POST /v1/events   {"events": [{"id": "e-1", "message": "<86>1 … sshd … Accepted …"},
+//!                               {"id": "e-2", "tenant": "CHU-X", "event": {…json…}}]}
+//! 200               {"results": [{"id": "e-1", "status": "stored"},
+//!                                {"id": "e-2", "status": "duplicate"}],
+//!                    "stored": 1, "duplicates": 1, "rejected": 0}
+//! 400 bad JSON · 404 · 405 · 408 body too slow · 413 body or batch too large
+//! 429 too many requests of this source in flight · 503 not durable (journal failure,
+//!     shutdown): retry the same ids
+//! ```
+//!
+//! **Idempotency**: `(source, id)` pairs are remembered for `dedup_window_ms` (at most
+//! `dedup_max_ids`, oldest forgotten first) and rebuilt at start from the journal's recent
+//! entries, whose raw text is the event's JSON as sent. A retried id already stored is
+//! answered `duplicate` and not stored again; one still being stored by another request
+//! is answered `in_progress` (retry later). An id is remembered only once durable.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HttpsConfig;
+use crate::ingest::{self, JsonEvent, Source};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+/// Longest id accepted.
+const MAX_ID_BYTES: usize = 256;
+
+const LISTENER: &str = "https";
+
+/// What every request of a connection needs.
+#[derive(Clone)]
+pub(crate) struct HttpCtx {
+    pub(crate) peer: std::net::SocketAddr,
+    pub(crate) source: Arc<Source>,
+    pub(crate) config: Arc<HttpsConfig>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) metrics: Metrics,
+    pub(crate) zone: TimeZone,
+    pub(crate) dedup: Dedup,
+    pub(crate) in_flight: crate::server::PerSource,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Serves HTTP/1.1 on one authenticated connection until it closes or shutdown, which
+/// lets the request in progress finish (and become durable) first.
+pub(crate) async fn serve<S>(stream: S, ctx: HttpCtx)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shutdown = ctx.shutdown.clone();
+    let peer = ctx.peer;
+    let header_timeout = Duration::from_millis(ctx.config.header_timeout_ms);
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(handle(req, &ctx).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(listener = LISTENER, %peer, error = %e, "http connection ended");
+    }
+}
+
+/// The status of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    Stored,
+    Duplicate,
+    InProgress,
+    Rejected,
+    Failed,
+}
+
+#[derive(Debug, Serialize)]
+struct EventResult {
+    id: Option<String>,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct BatchResult {
+    results: Vec<EventResult>,
+    stored: usize,
+    duplicates: usize,
+    rejected: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    reply(status, serde_json::json!({ "error": message }).to_string())
+}
+
+async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/v1/events" {
+        return error(StatusCode::NOT_FOUND, "no such resource: POST /v1/events");
+    }
+    if req.method() != Method::POST {
+        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "only POST");
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("POST"),
+        );
+        return r;
+    }
+    let source = &ctx.source.name;
+    let Some(_slot) = ctx.in_flight.acquire(source) else {
+        ctx.metrics.reject(LISTENER, source, "too_many_requests");
+        tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, "request refused: too many in flight");
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests of this source in flight",
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+        return r;
+    };
+    let max = ctx.config.max_body_bytes;
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        ctx.metrics.reject(LISTENER, source, "body_too_large");
+        tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, ?announced, max, "request refused: body too large");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body over max_body_bytes ({max})"),
+        );
+    }
+    let body_timeout = Duration::from_millis(ctx.config.body_timeout_ms);
+    let body = match tokio::time::timeout(
+        body_timeout,
+        Limited::new(req.into_body(), max).collect(),
+    )
+    .await
+    {
+        Err(_) => {
+            ctx.metrics.reject(LISTENER, source, "body_timeout");
+            return error(StatusCode::REQUEST_TIMEOUT, "body not received in time");
+        }
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ctx.metrics.reject(LISTENER, source, "body_too_large");
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body over max_body_bytes ({max})"),
+                );
+            }
+            return error(StatusCode::BAD_REQUEST, "cannot read the body");
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+    let (received_at, received) = crate::conn::now();
+    let batch: Batch<'_> = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            ctx.metrics.reject(LISTENER, source, "malformed");
+            return error(StatusCode::BAD_REQUEST, &format!("invalid batch: {e}"));
+        }
+    };
+    if batch.events.len() > ctx.config.max_events_per_request {
+        ctx.metrics.reject(LISTENER, source, "batch_too_large");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "{} events, over max_events_per_request ({})",
+                batch.events.len(),
+                ctx.config.max_events_per_request
+            ),
+        );
+    }
+    process(batch, ctx, received_at, received).await
+}
+
+async fn process(
+    batch: Batch<'_>,
+    ctx: &HttpCtx,
+    received_at: OffsetDateTime,
+    received: Instant,
+) -> Response<Full<Bytes>> {
+    let source = &ctx.source.name;
+    let mut results = Vec::with_capacity(batch.events.len());
+    let mut entries = Vec::new();
+    let mut claimed = Vec::new();
+    let mut in_batch = HashSet::new();
+    for raw in batch.events {
+        let text = raw.get();
+        let (id, outcome) = match serde_json::from_str::<JsonEvent>(text) {
+            Err(e) => (
+                None,
+                Err((Some("malformed"), format!("malformed event: {e}"))),
+            ),
+            Ok(item) if item.id.is_empty() || item.id.len() > MAX_ID_BYTES => (
+                Some(item.id),
+                Err((
+                    Some("malformed"),
+                    format!("id must be 1 to {MAX_ID_BYTES} bytes"),
+                )),
+            ),
+            Ok(item) if text.len() > ctx.config.max_event_bytes => (
+                Some(item.id),
+                Err((
+                    Some("too_large"),
+                    format!(
+                        "event of {} bytes, over max_event_bytes ({})",
+                        text.len(),
+                        ctx.config.max_event_bytes
+                    ),
+                )),
+            ),
+            Ok(item) => {
+                let status = if !in_batch.insert(item.id.clone()) {
+                    Some(Status::Duplicate)
+                } else {
+                    match ctx.dedup.claim(source, &item.id, received_at) {
+                        Claim::New => None,
+                        Claim::Stored => Some(Status::Duplicate),
+                        Claim::InProgress => Some(Status::InProgress),
+                    }
+                };
+                match status {
+                    Some(status) => {
+                        results.push(EventResult {
+                            id: Some(item.id),
+                            status,
+                            error: None,
+                        });
+                        continue;
+                    }
+                    None => match ingest::accept_json(
+                        text.as_bytes(),
+                        &item,
+                        &ctx.source,
+                        &ctx.zone,
+                        received_at,
+                    ) {
+                        Ok(accepted) => {
+                            ctx.metrics
+                                .accepted
+                                .with_label_values(&[LISTENER, source])
+                                .inc();
+                            if accepted.unmapped {
+                                ctx.metrics.unmapped.with_label_values(&[source]).inc();
+                            }
+                            entries.push(accepted.entry);
+                            claimed.push(item.id.clone());
+                            (Some(item.id), Ok(()))
+                        }
+                        Err(r) => {
+                            ctx.dedup.release(source, &item.id);
+                            (Some(item.id), Err((Some(r.reason()), r.to_string())))
+                        }
+                    },
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => results.push(EventResult {
+                id,
+                status: Status::Stored,
+                error: None,
+            }),
+            Err((reason, message)) => {
+                if let Some(reason) = reason {
+                    ctx.metrics.reject(LISTENER, source, reason);
+                }
+                tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, id = ?id, error = %message, "event refused");
+                results.push(EventResult {
+                    id,
+                    status: Status::Rejected,
+                    error: Some(message),
+                });
+            }
+        }
+    }
+    let mut status = StatusCode::OK;
+    if !entries.is_empty() {
+        ctx.metrics
+            .last_event
+            .with_label_values(&[source])
+            .set(received_at.unix_timestamp());
+        let after = Duration::from_millis(ctx.config.durable_timeout_ms);
+        let durable = match ctx.pipeline.submit(entries, received).await {
+            Ok(d) => match tokio::time::timeout(after, d.wait()).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("durable timed out after {after:?}")),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match durable {
+            Ok(()) => ctx.dedup.stored(source, &claimed),
+            Err(e) => {
+                tracing::error!(listener = LISTENER, peer = %ctx.peer, %source, error = %e, "batch not durable");
+                for id in &claimed {
+                    ctx.dedup.release(source, id);
+                }
+                for r in results.iter_mut().filter(|r| r.status == Status::Stored) {
+                    r.status = Status::Failed;
+                    r.error = Some(format!("not stored: {e}; retry"));
+                }
+                status = StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+    }
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let body = BatchResult {
+        stored: count(Status::Stored),
+        duplicates: count(Status::Duplicate),
+        rejected: count(Status::Rejected),
+        results,
+    };
+    reply(
+        status,
+        serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_owned()),
+    )
+}
+
+/// What the dedup memory says of an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Unknown: now claimed by the caller, who must call `stored` or `release`.
+    New,
+    /// Already durable.
+    Stored,
+    /// Being stored by another request.
+    InProgress,
+}
+
+/// The ids remembered for idempotent retries.
+#[derive(Clone)]
+pub(crate) struct Dedup {
+    inner: Arc<Mutex<DedupInner>>,
+    window: time::Duration,
+    max: usize,
+}
+
+struct DedupInner {
+    /// (source, id) → durable?
+    ids: HashMap<(String, String), bool>,
+    /// Insertion order and time, for eviction.
+    order: VecDeque<((String, String), OffsetDateTime)>,
+}
+
+impl Dedup {
+    pub(crate) fn new(window: Duration, max: usize) -> Dedup {
+        Dedup {
+            inner: Arc::new(Mutex::new(DedupInner {
+                ids: HashMap::new(),
+                order: VecDeque::new(),
+            })),
+            window: time::Duration::try_from(window).unwrap_or(time::Duration::HOUR),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DedupInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn evict(&self, inner: &mut DedupInner, now: OffsetDateTime) {
+        while let Some((key, at)) = inner.order.front() {
+            let expired = *at + self.window < now || inner.order.len() > self.max;
+            if !expired {
+                break;
+            }
+            // Pending ids are never evicted from under their request.
+            if inner.ids.get(key) == Some(&false) && inner.order.len() <= self.max {
+                break;
+            }
+            if let Some((key, _)) = inner.order.pop_front() {
+                inner.ids.remove(&key);
+            }
+        }
+    }
+
+    pub(crate) fn claim(&self, source: &str, id: &str, now: OffsetDateTime) -> Claim {
+        let mut inner = self.lock();
+        self.evict(&mut inner, now);
+        let key = (source.to_owned(), id.to_owned());
+        match inner.ids.get(&key) {
+            Some(true) => Claim::Stored,
+            Some(false) => Claim::InProgress,
+            None => {
+                inner.ids.insert(key.clone(), false);
+                inner.order.push_back((key, now));
+                Claim::New
+            }
+        }
+    }
+
+    pub(crate) fn stored(&self, source: &str, ids: &[String]) {
+        let mut inner = self.lock();
+        for id in ids {
+            if let Some(durable) = inner.ids.get_mut(&(source.to_owned(), id.clone())) {
+                *durable = true;
+            }
+        }
+    }
+
+    pub(crate) fn release(&self, source: &str, id: &str) {
+        let mut inner = self.lock();
+        let key = (source.to_owned(), id.to_owned());
+        if inner.ids.get(&key) == Some(&false) {
+            inner.ids.remove(&key);
+            inner.order.retain(|(k, _)| *k != key);
+        }
+    }
+
+    /// Remembers the ids of the events received through this API in the last window,
+    /// read from the journal (their raw text is the event's JSON, with its id).
+    pub(crate) fn rebuild(
+        &self,
+        reader: &store::journal::JournalReader,
+        now: OffsetDateTime,
+    ) -> usize {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let mut found = 0;
+        let from = now - self.window;
+        for stored in reader.scan_time(from, now + time::Duration::DAY) {
+            let Ok(stored) = stored else { break };
+            if stored.is_seal() {
+                continue;
+            }
+            let Ok(proto::model::Entry::Event(e)) = proto::canonical::decode(&stored.canonical)
+            else {
+                continue;
+            };
+            if e.raw.first() != Some(&b'{') {
+                continue;
+            }
+            let Ok(Id { id }) = serde_json::from_slice::<Id>(&e.raw) else {
+                continue;
+            };
+            let mut inner = self.lock();
+            let key = (e.source, id);
+            if inner.ids.insert(key.clone(), true).is_none() {
+                inner.order.push_back((key, e.received_at));
+                found += 1;
+            }
+            self.evict(&mut inner, now);
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn ids_are_claimed_stored_released_and_forgotten() {
+        let dedup = Dedup::new(Duration::from_secs(60), 3);
+        let t0 = datetime!(2026-03-01 9:00 UTC);
+        assert_eq!(dedup.claim("s", "a", t0), Claim::New);
+        assert_eq!(dedup.claim("s", "a", t0), Claim::InProgress);
+        assert_eq!(
+            dedup.claim("other", "a", t0),
+            Claim::New,
+            "ids are per source"
+        );
+        dedup.stored("s", &["a".to_owned()]);
+        assert_eq!(dedup.claim("s", "a", t0), Claim::Stored);
+        assert_eq!(dedup.claim("s", "b", t0), Claim::New);
+        dedup.release("s", "b");
+        assert_eq!(
+            dedup.claim("s", "b", t0),
+            Claim::New,
+            "a failed id may be retried"
+        );
+        dedup.stored("s", &["b".to_owned()]);
+        // Past the window, ids are forgotten.
+        let later = t0 + time::Duration::minutes(2);
+        assert_eq!(dedup.claim("s", "a", later), Claim::New);
+    }
+}
