@@ -12,9 +12,8 @@
 //! | `vigie_ack_latency_seconds` | | reception of a batch to its durability |
 //! | `vigie_ingest_queue_depth` | | batches waiting for the journal submitter |
 //! | `vigie_last_event_timestamp_seconds` | source | reception time of its last event |
-//!
-//! The journal does not expose its fsync latency or group-commit size; the ack latency
-//! (which includes both) is what is measured here.
+//! | `vigie_journal_fsync_seconds` | | time of each group commit's `fdatasync` |
+//! | `vigie_journal_commit_entries` | | records made durable by one group commit |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,6 +51,10 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// Unix time of the last event of each source.
     pub last_event: IntGaugeVec,
+    /// Duration of each journal `fdatasync`.
+    pub journal_fsync: Histogram,
+    /// Records per journal group commit.
+    pub journal_commit_entries: Histogram,
 }
 
 impl Default for Metrics {
@@ -145,8 +148,30 @@ impl Metrics {
         registry
             .register(Box::new(queue_depth.clone()))
             .expect("unique metric");
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let journal_fsync = histogram(
+            "vigie_journal_fsync_seconds",
+            "Time each journal group commit's fdatasync took.",
+            vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0,
+            ],
+        );
+        let journal_commit_entries = histogram(
+            "vigie_journal_commit_entries",
+            "Records made durable by one journal group commit.",
+            vec![1.0, 2.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
+        );
         Metrics {
             registry,
+            journal_fsync,
+            journal_commit_entries,
             accepted,
             unmapped,
             rejected,
@@ -158,6 +183,18 @@ impl Metrics {
             queue_depth,
             last_event,
         }
+    }
+
+    /// An observer feeding the journal's commit metrics.
+    pub fn journal_observer(&self) -> store::journal::CommitObserver {
+        let (fsync, entries) = (
+            self.journal_fsync.clone(),
+            self.journal_commit_entries.clone(),
+        );
+        store::journal::CommitObserver::new(move |report| {
+            fsync.observe(report.sync.as_secs_f64());
+            entries.observe(report.entries as f64);
+        })
     }
 
     /// The metrics in Prometheus' text format.

@@ -159,7 +159,8 @@ impl Server {
             crate::config::ConfigError::Invalid(format!("unknown zone {:?}", config.default_zone))
         })?;
         let sources = Sources::from_config(&config).map_err(crate::config::ConfigError::Invalid)?;
-        let journal = open_journal(&config).await?;
+        let metrics = Metrics::new();
+        let journal = open_journal(&config, &metrics).await?;
         let tls = if config.uses_tls() {
             let files = match &config.tls {
                 Some(files) => files.clone(),
@@ -301,7 +302,7 @@ impl Server {
             bound,
             metrics_listener,
             addrs,
-            metrics: Metrics::new(),
+            metrics,
             sources,
             zone,
         })
@@ -425,9 +426,10 @@ impl Server {
     }
 }
 
-async fn open_journal(config: &Config) -> Result<Journal, ServerError> {
+async fn open_journal(config: &Config, metrics: &Metrics) -> Result<Journal, ServerError> {
     let dir = config.data_dir.clone();
-    let jc = config.journal_config();
+    let mut jc = config.journal_config();
+    jc.on_commit = Some(metrics.journal_observer());
     let opened = tokio::task::spawn_blocking(move || {
         let empty = std::fs::read_dir(&jc.dir).map_or(true, |mut d| d.next().is_none());
         if empty {

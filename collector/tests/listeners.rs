@@ -566,6 +566,15 @@ async fn metrics_endpoint_serves_prometheus_text() {
     assert_eq!(metric(&body, "vigie_events_unmapped_total", &[&src]), 1.0);
     assert!(metric(&body, "vigie_ack_latency_seconds_count", &[]) >= 1.0);
     assert!(metric(&body, "vigie_last_event_timestamp_seconds", &[&src]) > 1.7e9);
+    // Both events went through at least one group commit, each timed.
+    assert!(
+        metric(&body, "vigie_journal_commit_entries_sum", &[]) >= 2.0,
+        "{body}"
+    );
+    assert!(
+        metric(&body, "vigie_journal_fsync_seconds_count", &[]) >= 1.0,
+        "{body}"
+    );
     server.stop().await.unwrap();
     let entries = entries(&data);
     assert!(matches!(entries[0].1, Entry::Event(_)));

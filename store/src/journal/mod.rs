@@ -102,6 +102,7 @@ use proto::chain::{ChainError, ChainHead, ChainWriter, EpochKey, Link, SealSigne
 use time::OffsetDateTime;
 
 pub use error::{Corruption, HeaderFault, JournalError};
+
 pub use files::VERIFIER_FILE;
 pub use format::MAX_ENTRY_BYTES_LIMIT;
 pub use keys::{VerifierKeys, init};
@@ -112,8 +113,41 @@ use files::{DATA_MODE, LOCK_FILE};
 use keys::WriterState;
 use writer::{Prepared, Request, Settings, Shared, Writer};
 
+/// What one group commit did, as told to a [`CommitObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Entries made durable (seals included).
+    pub entries: usize,
+    /// Bytes written.
+    pub bytes: usize,
+    /// Time the `fdatasync` took.
+    pub sync: Duration,
+}
+
+/// Called on the writer thread after each group commit (for metrics): keep it short and
+/// never call the journal from it.
+#[derive(Clone)]
+pub struct CommitObserver(Arc<dyn Fn(CommitReport) + Send + Sync>);
+
+impl CommitObserver {
+    /// An observer calling `f` after each commit.
+    pub fn new(f: impl Fn(CommitReport) + Send + Sync + 'static) -> Self {
+        CommitObserver(Arc::new(f))
+    }
+
+    pub(crate) fn observe(&self, report: CommitReport) {
+        (self.0)(report);
+    }
+}
+
+impl std::fmt::Debug for CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
+}
+
 /// How a journal is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct JournalConfig {
     /// The journal directory, made by [`init`].
     pub dir: PathBuf,
@@ -132,6 +166,8 @@ pub struct JournalConfig {
     /// Largest canonical entry accepted (default 1 MiB, at most
     /// [`MAX_ENTRY_BYTES_LIMIT`]).
     pub max_entry_bytes: usize,
+    /// Told about every group commit (fsync time, entries, bytes), for metrics.
+    pub on_commit: Option<CommitObserver>,
     /// Fault injection: the n-th data `fdatasync` of this writer (from 0) fails.
     #[cfg(test)]
     pub(crate) fail_sync_at: Option<u64>,
@@ -148,6 +184,7 @@ impl JournalConfig {
             queue_depth: 1024,
             seal_interval: Some(Duration::from_secs(60)),
             max_entry_bytes: 1 << 20,
+            on_commit: None,
             #[cfg(test)]
             fail_sync_at: None,
         }
@@ -382,6 +419,7 @@ impl Journal {
             max_batch_entries: config.max_batch_entries,
             max_batch_bytes: config.max_batch_bytes,
             seal_interval: config.seal_interval,
+            on_commit: config.on_commit.clone(),
             #[cfg(test)]
             fail_sync_at: config.fail_sync_at,
         };

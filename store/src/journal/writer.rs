@@ -98,6 +98,7 @@ pub(crate) struct Settings {
     pub(crate) max_batch_entries: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) seal_interval: Option<Duration>,
+    pub(crate) on_commit: Option<super::CommitObserver>,
     /// Fault injection: the n-th `fdatasync` of segment data (from 0) fails.
     #[cfg(test)]
     pub(crate) fail_sync_at: Option<u64>,
@@ -112,6 +113,9 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
     /// Written but not yet fsynced.
     unsynced: bool,
+    /// Records and bytes since the last fsync, for the commit observer.
+    batch_entries: usize,
+    batch_bytes: usize,
     spare: Option<JoinHandle<Result<File, JournalError>>>,
     shared: Arc<Shared>,
     next_seal: Option<Instant>,
@@ -155,6 +159,8 @@ impl Writer {
             seg,
             buf: Vec::new(),
             unsynced: false,
+            batch_entries: 0,
+            batch_bytes: 0,
             spare: None,
             shared,
             next_seal,
@@ -324,6 +330,8 @@ impl Writer {
         format::encode_record(&mut self.buf, link, nanos, entry);
         let bytes = (self.buf.len() - before) as u64;
         self.seg.index.push(link.seq, offset, bytes, nanos);
+        self.batch_entries += 1;
+        self.batch_bytes += bytes as usize;
     }
 
     /// Makes room for a record of `bytes`, rolling to a new segment if needed.
@@ -353,8 +361,18 @@ impl Writer {
             self.unsynced = true;
         }
         if self.unsynced {
+            let started = Instant::now();
             self.sync_data()?;
             self.unsynced = false;
+            if let Some(observer) = &self.settings.on_commit {
+                observer.observe(super::CommitReport {
+                    entries: self.batch_entries,
+                    bytes: self.batch_bytes,
+                    sync: started.elapsed(),
+                });
+            }
+            self.batch_entries = 0;
+            self.batch_bytes = 0;
         }
         Ok(())
     }

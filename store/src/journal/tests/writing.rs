@@ -285,3 +285,36 @@ fn handles_are_send_and_sync() {
     send_sync::<Journal>();
     send_sync::<JournalReader>();
 }
+
+#[test]
+fn the_commit_observer_sees_every_record_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path()).unwrap();
+    let entries = Arc::new(AtomicUsize::new(0));
+    let commits = Arc::new(AtomicUsize::new(0));
+    let config = JournalConfig {
+        on_commit: Some(super::super::CommitObserver::new({
+            let (entries, commits) = (entries.clone(), commits.clone());
+            move |report| {
+                assert!(report.bytes > report.entries * 52, "{report:?}");
+                entries.fetch_add(report.entries, Ordering::Relaxed);
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+        })),
+        ..small_config(dir.path(), 16 << 10)
+    };
+    let (journal, _) = Journal::open(config).unwrap();
+    for batch in 0..5u64 {
+        let batch: Vec<_> = (0..10)
+            .map(|i| pending(batch * 10 + i, base_time()))
+            .collect();
+        journal.append(batch).unwrap();
+    }
+    journal.close().unwrap();
+    // 50 entries and the closing seal, over at least one commit per append.
+    assert_eq!(entries.load(Ordering::Relaxed), 51);
+    assert!(commits.load(Ordering::Relaxed) >= 5);
+}
