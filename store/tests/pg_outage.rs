@@ -157,3 +157,46 @@ async fn postgresql_down_then_back_loses_nothing() {
     assert!(report.is_intact(), "{:?}", report.problems);
     assert_eq!(report.unsealed_tail, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_hangs_is_timed_out_and_retried() {
+    // Accepts connections and never answers: a network that drops packets silently.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (_keys, journal) = tokio::task::block_in_place(|| {
+        pg_common::journal_with(&dir.path().join("journal"), 100, 0)
+    });
+    let mut config = ReplicatorConfig::new(format!(
+        "host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    ));
+    config.connect_timeout = Duration::from_millis(100);
+    config.retry_initial = Duration::from_millis(10);
+    config.retry_max = Duration::from_millis(20);
+    let replicator = Replicator::new(config, journal);
+    let mut status = replicator.status();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let running = tokio::spawn(replicator.run(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    let failing = wait_for(&mut status, "timeouts", |s| s.failures >= 3).await;
+    assert!(!failing.connected);
+    assert_eq!(failing.lag_entries, 101);
+    assert!(
+        failing
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("connect took longer than 100 ms"),
+        "{failing:?}"
+    );
+    stop_tx.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    hold.abort();
+}

@@ -28,6 +28,10 @@ fn at_seq(seq: &Option<u64>) -> String {
     seq.map(|s| format!(" at seq {s}")).unwrap_or_default()
 }
 
+fn humanize(d: &std::time::Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
 /// Why something against PostgreSQL failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -152,6 +156,15 @@ pub enum PgError {
         /// How.
         what: &'static str,
     },
+    /// An operation took longer than its timeout (a server or network that hangs rather
+    /// than fails): the session is dropped and a new one started.
+    #[error("{op} took longer than {}", humanize(after))]
+    Timeout {
+        /// What timed out (`connect`, `copy a batch`).
+        op: &'static str,
+        /// The timeout.
+        after: std::time::Duration,
+    },
     /// A blocking task (journal read) panicked or was cancelled.
     #[error("journal reader task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -178,7 +191,7 @@ impl PgError {
     /// and configuration errors are not transient.
     pub fn is_transient(&self) -> bool {
         let pg = match self {
-            PgError::Connect(_) => return true,
+            PgError::Connect(_) | PgError::Timeout { .. } => return true,
             PgError::Query { op, source, .. } => {
                 // Two replicators creating the same new partition at once: one loses the
                 // race, its batch rolls back and is retried.

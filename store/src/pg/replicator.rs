@@ -9,7 +9,8 @@
 //!      batch k+1 read from the journal on a blocking thread  ┐ overlap
 //!      batch k COPYed and committed with the position         ┘
 //!      nothing new: publish status, sleep poll_interval
-//!    any transient error (connection lost, server restarting): back to connect
+//!    any transient error (connection lost, server restarting, a connection or a batch
+//!    past its timeout): back to connect
 //!  until shutdown; a permanent error (schema too new, journal behind PostgreSQL,
 //!  an entry that is not canonical) stops it with that error
 //! ```
@@ -52,6 +53,12 @@ pub struct ReplicatorConfig {
     pub retry_max: Duration,
     /// Months of partitions kept ready ahead (default and minimum 3).
     pub months_ahead: u32,
+    /// Longest wait for a connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Longest time one batch may take, COPY and commit (default 120 s): past it the
+    /// session is taken for hung (a network that drops packets silently), dropped, and a
+    /// new one started; the batch rolls back and is copied again.
+    pub batch_timeout: Duration,
     /// Lag (entries) above which a warning is logged (default 100,000).
     pub lag_warn_entries: u64,
     /// Shortest time between two lag log lines (default 30 s).
@@ -67,6 +74,8 @@ impl fmt::Debug for ReplicatorConfig {
             .field("retry_initial", &self.retry_initial)
             .field("retry_max", &self.retry_max)
             .field("months_ahead", &self.months_ahead)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("batch_timeout", &self.batch_timeout)
             .field("lag_warn_entries", &self.lag_warn_entries)
             .field("lag_log_interval", &self.lag_log_interval)
             .finish()
@@ -83,6 +92,8 @@ impl ReplicatorConfig {
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             months_ahead: schema::MIN_MONTHS_AHEAD,
+            connect_timeout: Duration::from_secs(10),
+            batch_timeout: Duration::from_secs(120),
             lag_warn_entries: 100_000,
             lag_log_interval: Duration::from_secs(30),
         }
@@ -194,7 +205,13 @@ impl Replicator {
 
     /// One session: connect, prepare the schema, then copy until an error.
     async fn session(&mut self, backoff: &mut Duration) -> Result<(), PgError> {
-        let (mut client, connection) = connect(&self.config.url).await?;
+        let timeout = self.config.connect_timeout;
+        let (mut client, connection) = tokio::time::timeout(timeout, connect(&self.config.url))
+            .await
+            .map_err(|_| PgError::Timeout {
+                op: "connect",
+                after: timeout,
+            })??;
         let result = self.copy_loop(&mut client, backoff).await;
         drop(client);
         // The connection task ends once the client is gone.
@@ -256,7 +273,13 @@ impl Replicator {
             };
             let n = rows.len() as u64;
             pending = Some(copy_in::spawn_read(&reader, last + 1, limits));
-            pos = copy_in::replicate_rows(client, rows).await?;
+            let timeout = self.config.batch_timeout;
+            pos = tokio::time::timeout(timeout, copy_in::replicate_rows(client, rows))
+                .await
+                .map_err(|_| PgError::Timeout {
+                    op: "copy a batch",
+                    after: timeout,
+                })??;
             self.publish(true, pos, n);
         }
     }

@@ -213,10 +213,8 @@ impl YearMonth {
         }
     }
 
-    /// Midnight UTC on the first day of the month.
-    ///
-    /// # Panics
-    /// Never for years in the range of [`time::Date`].
+    /// Midnight UTC on the first day of the month (the Unix epoch for a year outside
+    /// [`time::Date`]'s range, which no partition reaches).
     pub fn start(self) -> OffsetDateTime {
         Date::from_calendar_date(self.year, self.month, 1)
             .map_or(OffsetDateTime::UNIX_EPOCH, |d| d.midnight().assume_utc())
