@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use proto::model::Entry;
 use proto::verify::{Verifier, VerifyKeys};
-use store::journal::VerifierKeys;
+use store::journal::{JournalError, VerifierKeys};
 use time::{Duration, OffsetDateTime};
 
 use crate::decls::Declarations;
 use crate::error::AuditError;
-use crate::finding::{EntryRef, Finding, Severity, Rule};
+use crate::finding::{EntryRef, Finding, Rule, Severity};
 use crate::ledger::{Merged, Source, TAG_EVENT};
 use crate::progress::Progress;
 use crate::rules::{Engine, RuleConfig, SessionRecord, Stats, sort_findings};
@@ -88,6 +88,7 @@ pub struct Audit {
 /// [`AuditError`] when a source cannot be read or an entry decoded.
 pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, AuditError> {
     let declarations = Declarations::load(&ledger.declarations)?;
+    let mut damaged = Vec::new();
     let (mut findings, sessions, stats) = {
         let mut engine = Engine::new(&declarations, cfg.clone());
         let scans = ledger
@@ -98,10 +99,33 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
         let mut progress = Progress::new("checking", None);
         let mut read = 0u64;
         for located in Merged::new(scans) {
-            let located = located?;
+            let located = match located {
+                Ok(l) => l,
+                // Damage the store's checksums catch is evidence: a finding, not an abort.
+                Err(AuditError::Journal {
+                    dir,
+                    source: e @ (JournalError::Corrupt { .. } | JournalError::BadHeader { .. }),
+                }) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "journal damaged");
+                    if !opts.check_chains {
+                        let label = Source::journal(&dir).label().to_owned();
+                        let mut f = Finding::new(
+                            Rule::ChainBroken,
+                            cfg.tenant.as_deref().unwrap_or("*"),
+                            cfg.to,
+                        );
+                        f.facts.other = Some(label);
+                        f.facts.note = Some(e.to_string());
+                        damaged.push(f);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             read += 1;
             if opts.progress {
-                progress.tick(read);
+                let into = (located.stored.received_at - cfg.from).as_seconds_f64();
+                progress.tick_at(read, Some(into / (cfg.to - cfg.from).as_seconds_f64()));
             }
             if located.tag() != TAG_EVENT {
                 continue;
@@ -115,6 +139,7 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
         }
         engine.finish()
     };
+    findings.append(&mut damaged);
     let tenant = cfg.tenant.clone().unwrap_or_else(|| "*".into());
     for source in ledger.all_sources() {
         if opts.check_chains {
@@ -205,8 +230,15 @@ pub fn retention_finding(
     tenant: &str,
     to: OffsetDateTime,
 ) -> Result<Option<Finding>, AuditError> {
-    let Some(first) = source.scan_all()?.next().transpose()? else {
-        return Ok(None);
+    let first = match source.scan_all()?.next() {
+        None => return Ok(None),
+        Some(Ok(first)) => first,
+        // Damage is the chain check's finding; coverage cannot be told.
+        Some(Err(AuditError::Journal {
+            source: JournalError::Corrupt { .. } | JournalError::BadHeader { .. },
+            ..
+        })) => return Ok(None),
+        Some(Err(e)) => return Err(e),
     };
     let oldest = first.stored.received_at;
     if oldest <= to - RETENTION {

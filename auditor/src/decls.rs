@@ -43,6 +43,8 @@ pub struct WindowDecl {
     pub recurrence: Option<Recurrence>,
     /// The cancellation, once filed: when and which entry.
     pub cancelled: Option<(OffsetDateTime, EntryRef)>,
+    /// A number unique among the ledger's windows (the occurrence cache's key).
+    pub uid: usize,
 }
 
 impl WindowDecl {
@@ -163,7 +165,8 @@ pub struct WindowMatch {
 /// The declarations of a ledger.
 #[derive(Debug, Clone, Default)]
 pub struct Declarations {
-    vendors: HashMap<(String, String), VendorDecls>,
+    vendors: HashMap<String, HashMap<String, VendorDecls>>,
+    windows: usize,
     /// Access records (who exported or reported what), kept for completeness.
     pub access: Vec<Filed<(String, String)>>,
     /// Declarations read.
@@ -173,7 +176,7 @@ pub struct Declarations {
 /// Occurrences of recurring windows, computed per 30-day chunk on demand.
 #[derive(Debug, Default)]
 pub struct OccurrenceCache {
-    chunks: HashMap<(String, String, usize, i64), Vec<Occurrence>>,
+    chunks: HashMap<(usize, i64), Vec<Occurrence>>,
     newest_chunk: i64,
 }
 
@@ -182,8 +185,7 @@ const CHUNK_SECONDS: i64 = 30 * 86_400;
 impl OccurrenceCache {
     fn covering(
         &mut self,
-        key: &(String, String),
-        index: usize,
+        uid: usize,
         recurrence: &Recurrence,
         t: OffsetDateTime,
     ) -> Option<Occurrence> {
@@ -191,17 +193,14 @@ impl OccurrenceCache {
         if chunk > self.newest_chunk {
             self.newest_chunk = chunk;
             // Events come in time order: chunks two behind are not needed any more.
-            self.chunks.retain(|k, _| k.3 + 1 >= chunk);
+            self.chunks.retain(|k, _| k.1 + 1 >= chunk);
         }
-        let occs = self
-            .chunks
-            .entry((key.0.clone(), key.1.clone(), index, chunk))
-            .or_insert_with(|| {
-                let from = OffsetDateTime::from_unix_timestamp(chunk * CHUNK_SECONDS)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-                let to = from + time::Duration::seconds(CHUNK_SECONDS);
-                recurrence.occurrences(from, to).collect()
-            });
+        let occs = self.chunks.entry((uid, chunk)).or_insert_with(|| {
+            let from = OffsetDateTime::from_unix_timestamp(chunk * CHUNK_SECONDS)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let to = from + time::Duration::seconds(CHUNK_SECONDS);
+            recurrence.occurrences(from, to).collect()
+        });
         occs.iter().find(|o| o.contains(t)).copied()
     }
 }
@@ -245,30 +244,41 @@ impl Declarations {
             filed_at,
             body,
         } = d;
-        let filed = |value| Filed {
-            entry: entry.clone(),
-            filed_at,
-            filed_by: filed_by.clone(),
-            value,
-        };
+        macro_rules! filed {
+            ($value:expr) => {
+                Filed {
+                    entry: entry.clone(),
+                    filed_at,
+                    filed_by: filed_by.clone(),
+                    value: $value,
+                }
+            };
+        }
         if let DeclarationBody::AccessRecorded { action, scope } = body {
-            self.access.push(filed((action, scope)));
+            self.access.push(filed!((action, scope)));
             return;
         }
         let Some(vendor) = body.vendor().map(str::to_owned) else {
             return;
         };
-        let v = self.vendors.entry((tenant, vendor)).or_default();
+        let v = self
+            .vendors
+            .entry(tenant)
+            .or_default()
+            .entry(vendor)
+            .or_default();
         match body {
             DeclarationBody::VendorRegistered { name, .. } => {
                 if v.registered.is_none() {
-                    v.registered = Some(filed(name));
+                    v.registered = Some(filed!(name));
                 }
             }
-            DeclarationBody::StaffList { persons, .. } => v.staff_lists.push(filed(persons)),
+            DeclarationBody::StaffList { persons, .. } => v.staff_lists.push(filed!(persons)),
             DeclarationBody::Departure {
-                person, effective_at, ..
-            } => v.departures.push(filed(DepartureDecl {
+                person,
+                effective_at,
+                ..
+            } => v.departures.push(filed!(DepartureDecl {
                 person,
                 effective_at,
             })),
@@ -281,13 +291,19 @@ impl Declarations {
                     }
                 };
                 v.windows.push(WindowDecl {
-                    grant: filed(w),
+                    grant: filed!(w),
                     recurrence,
                     cancelled: None,
+                    uid: self.windows,
                 });
+                self.windows += 1;
             }
             DeclarationBody::WindowCancelled { window_id, .. } => {
-                for w in v.windows.iter_mut().filter(|w| w.grant.value.id == window_id) {
+                for w in v
+                    .windows
+                    .iter_mut()
+                    .filter(|w| w.grant.value.id == window_id)
+                {
                     if w.cancelled.is_none() {
                         w.cancelled = Some((filed_at, entry.clone()));
                     }
@@ -300,7 +316,7 @@ impl Declarations {
                 ends_at,
                 reason,
                 ..
-            } => v.emergencies.push(filed(EmergencyDecl {
+            } => v.emergencies.push(filed!(EmergencyDecl {
                 person,
                 target,
                 starts_at,
@@ -313,7 +329,7 @@ impl Declarations {
                 ended_at,
                 persons,
                 ..
-            } => v.reports.push(filed(ReportDecl {
+            } => v.reports.push(filed!(ReportDecl {
                 window_id,
                 started_at,
                 ended_at,
@@ -325,17 +341,22 @@ impl Declarations {
 
     /// The declarations of a vendor of a tenant.
     pub fn vendor(&self, tenant: &str, vendor: &str) -> Option<&VendorDecls> {
-        self.vendors.get(&(tenant.to_owned(), vendor.to_owned()))
+        self.vendors.get(tenant)?.get(vendor)
     }
 
     /// Every (tenant, vendor) with declarations.
-    pub fn vendors(&self) -> impl Iterator<Item = (&(String, String), &VendorDecls)> {
-        self.vendors.iter()
+    pub fn vendors(&self) -> impl Iterator<Item = (&str, &str, &VendorDecls)> {
+        self.vendors.iter().flat_map(|(t, by_vendor)| {
+            by_vendor
+                .iter()
+                .map(move |(v, decls)| (t.as_str(), v.as_str(), decls))
+        })
     }
 
     /// Whether the vendor is registered with the tenant.
     pub fn is_registered(&self, tenant: &str, vendor: &str) -> bool {
-        self.vendor(tenant, vendor).is_some_and(|v| v.registered.is_some())
+        self.vendor(tenant, vendor)
+            .is_some_and(|v| v.registered.is_some())
     }
 
     /// The windows covering `t` for this connection: those in force at `t`, or (when
@@ -348,13 +369,15 @@ impl Declarations {
         who: (Option<&str>, Option<&str>),
         in_force: bool,
     ) -> Option<WindowMatch> {
-        let owned = (key.0.to_owned(), key.1.to_owned());
-        let v = self.vendors.get(&owned)?;
+        let v = self.vendor(key.0, key.1)?;
         for (index, w) in v.windows.iter().enumerate() {
             let eligible = if in_force {
                 w.in_force(t)
             } else {
-                w.grant.filed_at > t && w.cancelled.as_ref().is_none_or(|(c, _)| *c > w.grant.filed_at)
+                w.grant.filed_at > t
+                    && w.cancelled
+                        .as_ref()
+                        .is_none_or(|(c, _)| *c > w.grant.filed_at)
             };
             if !eligible || !w.applies_to(who.0, who.1) {
                 continue;
@@ -367,7 +390,7 @@ impl Declarations {
                     };
                     o.contains(t).then_some(o)
                 }
-                (Schedule::Recurring { .. }, Some(r)) => cache.covering(&owned, index, r, t),
+                (Schedule::Recurring { .. }, Some(r)) => cache.covering(w.uid, r, t),
                 (Schedule::Recurring { .. }, None) => None,
             };
             if let Some(occurrence) = occurrence {
@@ -471,21 +494,25 @@ mod tests {
 
     #[test]
     fn window_on_the_night_of_the_change_keeps_its_wall_clock_end() {
-        // Saturday 24 October 2026 22:00 → Sunday 02:00 Paris: the night clocks go back,
-        // 02:00 CET is 01:00 UTC; the window lasts 5 hours of real time.
+        // Saturday 24 October 2026 23:00 → Sunday 03:00 Paris: clocks go back at 03:00
+        // CEST that night, so the window lasts 5 hours of real time (21:00 → 02:00 UTC).
         let w = window(
             "sat",
             Schedule::Recurring {
                 zone: "Europe/Paris".into(),
-                first_start_local: "2026-10-03T22:00".into(),
+                first_start_local: "2026-10-03T23:00".into(),
                 duration_seconds: 4 * 3600,
                 rrule: "FREQ=WEEKLY;BYDAY=SA".into(),
             },
         );
         let d = decls_with(vec![(w, datetime!(2026-01-01 0:00 UTC))]);
-        let o = covers(&d, datetime!(2026-10-25 0:30 UTC)).expect("open");
-        assert_eq!(o.start, datetime!(2026-10-24 20:00 UTC));
-        assert_eq!(o.end, datetime!(2026-10-25 1:00 UTC));
+        let o = covers(&d, datetime!(2026-10-25 1:30 UTC)).expect("open in the repeated hour");
+        assert_eq!(o.start, datetime!(2026-10-24 21:00 UTC));
+        assert_eq!(o.end, datetime!(2026-10-25 2:00 UTC));
+        assert!(covers(&d, datetime!(2026-10-25 2:00 UTC)).is_none());
+        // The week before, in summer time: 4 hours (21:00 → 01:00 UTC).
+        let o = covers(&d, datetime!(2026-10-17 22:00 UTC)).expect("summer");
+        assert_eq!(o.end, datetime!(2026-10-18 1:00 UTC));
     }
 
     #[test]

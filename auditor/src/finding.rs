@@ -279,6 +279,24 @@ pub struct Facts {
     pub note: Option<String>,
 }
 
+/// A length of time for people: `3 j 4 h` / `3 days 4 h`, or `5 h 20 min`.
+fn span(seconds: i64, lang: Lang) -> String {
+    let (d, h, m) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+    );
+    let days = match lang {
+        Lang::Fr => "j",
+        Lang::En => "days",
+    };
+    if d > 0 {
+        format!("{d} {days} {h} h")
+    } else {
+        format!("{h} h {m} min")
+    }
+}
+
 mod opt_rfc3339 {
     use serde::Serializer;
     use time::OffsetDateTime;
@@ -351,6 +369,15 @@ impl Finding {
             who
         };
         let vendor = self.vendor.as_deref().unwrap_or("?");
+        // "bob@x (medimage)", or the person alone when the vendor is unknown.
+        let subject = match &self.vendor {
+            Some(v) => format!("{who} ({v})"),
+            None => who.clone(),
+        };
+        let account_of = match &self.vendor {
+            Some(v) => format!("{} ({v})", self.account.as_deref().unwrap_or("?")),
+            None => self.account.clone().unwrap_or_else(|| "?".into()),
+        };
         let at = paris(self.at);
         let f = &self.facts;
         let when = f.when.map(paris).unwrap_or_default();
@@ -360,18 +387,19 @@ impl Finding {
         let other = f.other.as_deref().unwrap_or("?");
         let amount = f.amount.unwrap_or(0);
         let note = f.note.as_deref().unwrap_or("");
+        let addr = f.addr.as_deref().unwrap_or("?");
         match (lang, self.rule) {
             (Lang::Fr, Rule::OutsideWindow) => format!(
-                "{who} ({vendor}) s'est connecté le {at} alors qu'aucune plage d'intervention autorisée n'était en vigueur."
+                "{subject} s'est connecté le {at} alors qu'aucune plage d'intervention autorisée n'était en vigueur."
             ),
             (Lang::En, Rule::OutsideWindow) => format!(
-                "{who} ({vendor}) connected on {at} while no authorised maintenance window was in force."
+                "{subject} connected on {at} while no authorised maintenance window was in force."
             ),
             (Lang::Fr, Rule::WindowAfterFact) => format!(
-                "La connexion de {who} ({vendor}) le {at} n'est couverte que par la plage {window}, déclarée après coup le {when}."
+                "La connexion de {subject} le {at} n'est couverte que par la plage {window}, déclarée après coup le {when}."
             ),
             (Lang::En, Rule::WindowAfterFact) => format!(
-                "The connection of {who} ({vendor}) on {at} is covered only by window {window}, filed after the fact on {when}."
+                "The connection of {subject} on {at} is covered only by window {window}, filed after the fact on {when}."
             ),
             (Lang::Fr, Rule::NotNominative) => format!(
                 "Une connexion le {at} (compte {account}) ne permet pas de savoir qui s'est connecté ni pour quel prestataire."
@@ -392,52 +420,58 @@ impl Finding {
                 "The staff list of {vendor} in force on {at} dates from {when} ({amount} days): it must be renewed every 12 months."
             ),
             (Lang::Fr, Rule::AccountAfterDeparture) => format!(
-                "Le compte {account} de {who} ({vendor}) a servi le {at}, après son départ déclaré au {when}."
+                "Le compte {account} de {subject} a servi le {at}, après son départ déclaré au {when}."
             ),
             (Lang::En, Rule::AccountAfterDeparture) => format!(
-                "Account {account} of {who} ({vendor}) was used on {at}, after their declared departure on {when}."
+                "Account {account} of {subject} was used on {at}, after their declared departure on {when}."
+            ),
+            (Lang::Fr, Rule::SharedAccount) if note == "concurrent" => format!(
+                "Le compte {account_of} est partagé : ouvert le {at} par {who} depuis {addr} alors qu'une autre session du même compte était ouverte depuis {other}."
+            ),
+            (Lang::En, Rule::SharedAccount) if note == "concurrent" => format!(
+                "Account {account_of} is shared: opened on {at} by {who} from {addr} while another session of the same account was open from {other}."
             ),
             (Lang::Fr, Rule::SharedAccount) => format!(
-                "Le compte {account} ({vendor}) est partagé : utilisé le {at} par {who} alors qu'il sert aussi à {other}."
+                "Le compte {account_of} est partagé : utilisé le {at} par {who} alors qu'il sert aussi à {other}."
             ),
             (Lang::En, Rule::SharedAccount) => format!(
-                "Account {account} ({vendor}) is shared: used on {at} by {who} while it is also used by {other}."
+                "Account {account_of} is shared: used on {at} by {who} while it is also used by {other}."
             ),
             (Lang::Fr, Rule::UndeclaredTarget) => format!(
-                "{who} ({vendor}) a accédé le {at} à {target}, qui ne fait pas partie de ses ressources déclarées."
+                "{subject} a accédé le {at} à {target}, qui ne fait pas partie de ses ressources déclarées."
             ),
             (Lang::En, Rule::UndeclaredTarget) => format!(
-                "{who} ({vendor}) reached {target} on {at}, which is not among their declared resources."
+                "{subject} reached {target} on {at}, which is not among their declared resources."
             ),
             (Lang::Fr, Rule::NoSecondFactor) => format!(
-                "{who} ({vendor}) s'est connecté à distance le {at} sans second facteur d'authentification."
+                "{subject} s'est connecté à distance le {at} sans second facteur d'authentification."
             ),
             (Lang::En, Rule::NoSecondFactor) => format!(
-                "{who} ({vendor}) connected remotely on {at} without a second authentication factor."
+                "{subject} connected remotely on {at} without a second authentication factor."
             ),
-            (Lang::Fr, Rule::SessionWithoutEnd) => format!(
-                "La session ouverte par {who} ({vendor}) le {at} n'a pas de fin enregistrée."
-            ),
-            (Lang::En, Rule::SessionWithoutEnd) => format!(
-                "The session opened by {who} ({vendor}) on {at} has no recorded end."
-            ),
+            (Lang::Fr, Rule::SessionWithoutEnd) => {
+                format!("La session ouverte par {subject} le {at} n'a pas de fin enregistrée.")
+            }
+            (Lang::En, Rule::SessionWithoutEnd) => {
+                format!("The session opened by {subject} on {at} has no recorded end.")
+            }
             (Lang::Fr, Rule::SessionOverrun) => format!(
-                "La session de {who} ({vendor}) ouverte le {at} a duré au-delà de la fin de sa plage {window} ({when})."
+                "La session de {subject} ouverte le {at} a duré au-delà de la fin de sa plage {window} ({when})."
             ),
             (Lang::En, Rule::SessionOverrun) => format!(
-                "The session of {who} ({vendor}) opened on {at} ran past the end of its window {window} ({when})."
+                "The session of {subject} opened on {at} ran past the end of its window {window} ({when})."
             ),
             (Lang::Fr, Rule::MissingReport) => format!(
-                "L'intervention de {who} ({vendor}) le {at} n'a fait l'objet d'aucun rapport d'intervention."
+                "L'intervention de {subject} le {at} n'a fait l'objet d'aucun rapport d'intervention."
             ),
-            (Lang::En, Rule::MissingReport) => format!(
-                "The intervention of {who} ({vendor}) on {at} has no intervention report."
-            ),
+            (Lang::En, Rule::MissingReport) => {
+                format!("The intervention of {subject} on {at} has no intervention report.")
+            }
             (Lang::Fr, Rule::LateReport) => format!(
-                "L'intervention hors heures ouvrées de {who} ({vendor}) le {at} a été rapportée le {when}, pas le jour même."
+                "L'intervention hors heures ouvrées de {subject} le {at} a été rapportée le {when}, pas le jour même."
             ),
             (Lang::En, Rule::LateReport) => format!(
-                "The off-hours intervention of {who} ({vendor}) on {at} was reported on {when}, not the same day."
+                "The off-hours intervention of {subject} on {at} was reported on {when}, not the same day."
             ),
             (Lang::Fr, Rule::ClockSkew) => format!(
                 "L'horloge de la source {note} s'écarte de {amount} s de celle du collecteur (le {at})."
@@ -445,19 +479,17 @@ impl Finding {
             (Lang::En, Rule::ClockSkew) => format!(
                 "The clock of source {note} is {amount} s away from the collector's (on {at})."
             ),
-            (Lang::Fr, Rule::ChainBroken) => format!(
-                "Le journal {other} n'est pas intact : {note}."
-            ),
-            (Lang::En, Rule::ChainBroken) => format!(
-                "Journal {other} is not intact: {note}."
-            ),
+            (Lang::Fr, Rule::ChainBroken) => {
+                format!("Le journal {other} n'est pas intact : {note}.")
+            }
+            (Lang::En, Rule::ChainBroken) => format!("Journal {other} is not intact: {note}."),
             (Lang::Fr, Rule::SilentSource) => format!(
-                "La source {note} n'a rien envoyé pendant {} h, du {when} au {at}.",
-                amount / 3600
+                "La source {note} n'a rien envoyé pendant {}, du {when} au {at}.",
+                span(amount, lang)
             ),
             (Lang::En, Rule::SilentSource) => format!(
-                "Source {note} sent nothing for {} h, from {when} to {at}.",
-                amount / 3600
+                "Source {note} sent nothing for {}, from {when} to {at}.",
+                span(amount, lang)
             ),
             (Lang::Fr, Rule::RetentionShort) => format!(
                 "Le journal {other} ne remonte qu'au {when} : il doit couvrir au moins 18 mois glissants (jusqu'au {at})."
@@ -466,11 +498,53 @@ impl Finding {
                 "Journal {other} goes back only to {when}: it must cover at least 18 rolling months (to {at})."
             ),
             (Lang::Fr, Rule::Emergency) => format!(
-                "{who} ({vendor}) s'est connecté le {at} au titre d'une urgence déclarée ({note})."
+                "{subject} s'est connecté le {at} au titre d'une urgence déclarée ({note})."
             ),
-            (Lang::En, Rule::Emergency) => format!(
-                "{who} ({vendor}) connected on {at} under a declared emergency ({note})."
-            ),
+            (Lang::En, Rule::Emergency) => {
+                format!("{subject} connected on {at} under a declared emergency ({note}).")
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn explanations_leave_out_what_is_unknown() {
+        let mut f = Finding::new(Rule::NoSecondFactor, "chu", datetime!(2026-03-03 7:00 UTC));
+        f.account = Some("svc-vpn".into());
+        assert_eq!(
+            f.explain(Lang::Fr),
+            "compte svc-vpn s'est connecté à distance le 2026-03-03 08:00:00 +01:00 sans second facteur d'authentification."
+        );
+        assert_eq!(
+            f.explain(Lang::En),
+            "account svc-vpn connected remotely on 2026-03-03 08:00:00 +01:00 without a second authentication factor."
+        );
+    }
+
+    #[test]
+    fn concurrent_sessions_and_silences_read_well() {
+        let mut f = Finding::new(Rule::SharedAccount, "chu", datetime!(2026-07-10 20:20 UTC));
+        f.vendor = Some("acme".into());
+        f.person = Some("alice".into());
+        f.account = Some("alice.m".into());
+        f.facts.addr = Some("10.0.0.1".into());
+        f.facts.other = Some("10.9.9.9".into());
+        f.facts.note = Some("concurrent".into());
+        assert_eq!(
+            f.explain(Lang::En),
+            "Account alice.m (acme) is shared: opened on 2026-07-10 22:20:00 +02:00 by alice from 10.0.0.1 while another session of the same account was open from 10.9.9.9."
+        );
+        let mut s = Finding::new(Rule::SilentSource, "chu", datetime!(2026-03-31 22:00 UTC));
+        s.facts.note = Some("vpn".into());
+        s.facts.when = Some(datetime!(2026-03-03 7:30 UTC));
+        s.facts.amount = Some(28 * 86_400 + 3 * 3600);
+        assert!(s.explain(Lang::Fr).contains("pendant 28 j 3 h,"));
+        assert_eq!(Rule::ALL.len(), 18);
+        assert!(Rule::ALL.iter().all(|r| !r.title(Lang::Fr).is_empty()));
     }
 }

@@ -73,7 +73,11 @@ impl Source {
     ///
     /// # Errors
     /// [`AuditError::Journal`] when the journal cannot be opened.
-    pub fn scan_time(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<SourceScan, AuditError> {
+    pub fn scan_time(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<SourceScan, AuditError> {
         match self {
             Source::Journal { dir, label } => {
                 let reader = JournalReader::open(dir).map_err(AuditError::journal(dir))?;
@@ -171,7 +175,8 @@ impl Iterator for SourceScan {
     }
 }
 
-/// Several scans merged by `received_at` (ties: the source given first).
+/// Several scans merged by `received_at` (ties: the source given first). A source whose
+/// scan fails yields its error once and is dropped; the others continue.
 #[derive(Debug)]
 pub struct Merged {
     scans: Vec<SourceScan>,
@@ -197,15 +202,14 @@ impl Merged {
     fn fill(&mut self, i: usize) {
         match self.scans[i].next() {
             Some(Ok(located)) => {
-                self.heap
-                    .push(Reverse((located.stored.received_at.unix_timestamp_nanos(), i)));
+                self.heap.push(Reverse((
+                    located.stored.received_at.unix_timestamp_nanos(),
+                    i,
+                )));
                 self.heads[i] = Some(located);
             }
-            Some(Err(e)) => {
-                if self.error.is_none() {
-                    self.error = Some(e);
-                }
-            }
+            Some(Err(e)) if self.error.is_none() => self.error = Some(e),
+            Some(Err(e)) => tracing::warn!(error = %e, "second source error in one step"),
             None => {}
         }
     }
@@ -221,8 +225,8 @@ impl Iterator for Merged {
                 self.fill(i);
             }
         }
+        // A source that failed is dropped from the merge; the others go on.
         if let Some(e) = self.error.take() {
-            self.heap.clear();
             return Some(Err(e));
         }
         let Reverse((_, i)) = self.heap.pop()?;

@@ -1,11 +1,23 @@
 //! The `auditor` binary: what RSSIs and compliance auditors run against the ledger.
+//!
+//! It only parses flags, sets up logging and calls the library; exit codes: 0 clean,
+//! 1 findings or verification failure, 2 usage or runtime error.
 
-mod verify;
-
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use auditor::audit::{self, Ledger, RunOptions};
+use auditor::declare::{self, Filer, Origin};
+use auditor::finding::{Lang, Severity};
+use auditor::ledger::Source;
+use auditor::report::{self, Format};
+use auditor::rules::RuleConfig;
+use auditor::time_fmt::parse_instant;
+use clap::{Args, Parser, Subcommand};
+use proto::model::{DeclarationBody, Schedule, Window};
+use time::OffsetDateTime;
 
 /// The remote-maintenance connection journal's auditor.
 #[derive(Debug, Parser)]
@@ -17,41 +29,638 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Verifies a journal's chain: exit 0 when intact, 1 with the diagnosis otherwise.
+    /// Verifies a journal's chain, or an export bundle: exit 0 when intact, 1 with the
+    /// diagnosis otherwise.
     Verify {
         /// The journal's directory.
         #[arg(long, env = "VIGIE_DATA_DIR", default_value = "vigie-data")]
         journal: PathBuf,
         /// The verifier key file written by `collector init` (default: `verifier.key` in
-        /// the journal's directory, for a key not yet moved off the host).
+        /// the journal's directory, for a key not yet moved off the host). With --bundle,
+        /// one per chain of the bundle (repeatable).
         #[arg(long)]
-        key: Option<PathBuf>,
+        key: Vec<PathBuf>,
+        /// Verify this export bundle instead of a journal.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// Files a declaration into the auditor's ledger.
+    Declare {
+        #[command(flatten)]
+        filer: FilerArgs,
+        #[command(subcommand)]
+        what: Declare,
+    },
+    /// Conformance report: every connection checked against the declarations in force.
+    Report {
+        #[command(flatten)]
+        read: ReadArgs,
+        /// The establishment.
+        #[arg(long)]
+        tenant: String,
+        /// Only this vendor.
+        #[arg(long)]
+        vendor: Option<String>,
+        /// json, csv or html.
+        #[arg(long, default_value = "html")]
+        format: Format,
+        /// fr or en.
+        #[arg(long, default_value = "fr")]
+        lang: Lang,
+    },
+    /// A vendor's connection journal (csv or json), and optionally its export bundle.
+    Journal {
+        #[command(flatten)]
+        read: ReadArgs,
+        /// The establishment (all when absent).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The vendor.
+        #[arg(long)]
+        vendor: String,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Also write the export bundle (line-based JSON) to this file.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
     },
 }
 
+#[derive(Debug, Args)]
+struct FilerArgs {
+    /// The auditor's own journal directory (created on first use).
+    #[arg(long, env = "VIGIE_LEDGER")]
+    ledger: PathBuf,
+    /// The establishment.
+    #[arg(long)]
+    tenant: String,
+    /// Who files (default: $USER).
+    #[arg(long, env = "USER")]
+    by: String,
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// The auditor's own journal (declarations; access to reports is recorded there).
+    #[arg(long, env = "VIGIE_LEDGER")]
+    ledger: PathBuf,
+    /// A collector's journal of connection events (repeatable).
+    #[arg(long = "events", required = true)]
+    events: Vec<PathBuf>,
+    /// Start of the period: RFC 3339 or Paris local `YYYY-MM-DD[THH:MM]`.
+    #[arg(long)]
+    from: String,
+    /// End of the period (excluded).
+    #[arg(long)]
+    to: String,
+    /// Who asks (recorded in the ledger; default: $USER).
+    #[arg(long, env = "USER")]
+    by: String,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Skip the end-to-end verification of the chains.
+    #[arg(long)]
+    no_chain_check: bool,
+    /// Largest clock skew accepted, in seconds.
+    #[arg(long, default_value_t = 300)]
+    max_skew_seconds: i64,
+    /// A source silent longer than this is reported, in hours.
+    #[arg(long, default_value_t = 24)]
+    silent_after_hours: i64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Declare {
+    /// Registers a vendor.
+    Vendor {
+        #[arg(long)]
+        vendor: String,
+        /// Legal name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Declares the vendor's whole staff list from a CSV file.
+    Staff {
+        #[arg(long)]
+        vendor: String,
+        /// The CSV file (see the `staff_csv` module for its columns).
+        #[arg(long)]
+        csv: PathBuf,
+    },
+    /// Declares a departure.
+    Departure {
+        #[arg(long)]
+        vendor: String,
+        #[arg(long)]
+        person: String,
+        /// From when the person may no longer connect.
+        #[arg(long)]
+        effective: String,
+    },
+    /// Grants a maintenance window, one-off (--start/--end) or recurring (--rrule).
+    Window {
+        #[command(flatten)]
+        window: WindowArgs,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// One-off: opening instant.
+        #[arg(long, requires = "end", conflicts_with = "rrule")]
+        start: Option<String>,
+        /// One-off: closing instant.
+        #[arg(long)]
+        end: Option<String>,
+        /// Recurring: the RRULE, e.g. `FREQ=WEEKLY;BYDAY=TU`.
+        #[arg(long, requires_all = ["first_start", "duration"])]
+        rrule: Option<String>,
+        /// Recurring: local date-time of the first opening, `YYYY-MM-DDTHH:MM`.
+        #[arg(long)]
+        first_start: Option<String>,
+        /// Recurring: length of each opening (`4h`, `90m`, `1h30m`, `3600s`).
+        #[arg(long)]
+        duration: Option<String>,
+        /// Recurring: IANA zone.
+        #[arg(long, default_value = "Europe/Paris")]
+        zone: String,
+    },
+    /// Grants the windows of an iCalendar file.
+    WindowsIcs {
+        #[command(flatten)]
+        window: WindowArgs,
+        /// The .ics file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Reason for events without SUMMARY.
+        #[arg(long, default_value = "maintenance")]
+        reason: String,
+    },
+    /// Cancels a window.
+    Cancel {
+        #[arg(long)]
+        vendor: String,
+        #[arg(long)]
+        window: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Declares an emergency.
+    Emergency {
+        #[arg(long)]
+        vendor: String,
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        end: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        ticket: Option<String>,
+    },
+    /// Files an intervention report.
+    InterventionReport {
+        #[arg(long)]
+        vendor: String,
+        #[arg(long)]
+        window: Option<String>,
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        end: String,
+        /// Nature of the operations.
+        #[arg(long)]
+        nature: String,
+        /// Persons who intervened (repeatable).
+        #[arg(long = "person", required = true)]
+        persons: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct WindowArgs {
+    #[arg(long)]
+    vendor: String,
+    /// Who approved it.
+    #[arg(long)]
+    approver: String,
+    #[arg(long)]
+    ticket: Option<String>,
+    /// Only these persons (repeatable).
+    #[arg(long = "person")]
+    persons: Vec<String>,
+    /// Only these targets (repeatable).
+    #[arg(long = "target")]
+    targets: Vec<String>,
+}
+
+enum Outcome {
+    Clean,
+    Findings,
+}
+
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Verify { journal, key } => {
-            let key = key.unwrap_or_else(|| journal.join(store::journal::VERIFIER_FILE));
-            match verify::journal(&journal, &key) {
-                Ok(outcome) => {
-                    let mut out = std::io::stdout().lock();
-                    if let Err(e) = outcome.print(&mut out) {
-                        eprintln!("error: cannot print the report: {e}");
-                        return ExitCode::from(2);
-                    }
-                    if outcome.is_intact() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    }
-                }
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
+    match run(cli.command) {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
         }
     }
+}
+
+fn instant(field: &str, text: &str) -> anyhow::Result<OffsetDateTime> {
+    parse_instant(text).ok_or_else(|| {
+        auditor::AuditError::arg(
+            field,
+            format!(
+                "invalid instant {text:?}: expected RFC 3339 or YYYY-MM-DD[THH:MM] (Paris time)"
+            ),
+        )
+        .into()
+    })
+}
+
+fn duration_seconds(text: &str) -> anyhow::Result<u32> {
+    let bad = || {
+        auditor::AuditError::arg(
+            "duration",
+            format!("invalid duration {text:?}: expected e.g. 4h, 90m, 1h30m"),
+        )
+    };
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += n * match c {
+            'd' => 86_400,
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad().into()),
+        };
+    }
+    if !num.is_empty() {
+        return Err(bad().into());
+    }
+    u32::try_from(total).map_err(|_| bad().into())
+}
+
+fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+fn run(command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Verify {
+            journal,
+            key,
+            bundle,
+        } => {
+            let mut out = std::io::stdout().lock();
+            if let Some(bundle) = bundle {
+                let keys = key
+                    .iter()
+                    .map(|k| {
+                        store::journal::VerifierKeys::read(k).with_context(|| {
+                            format!("cannot read the verifier key {}", k.display())
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let outcome = auditor::export::verify_bundle(&bundle, &keys)?;
+                outcome.print(&mut out).context("cannot print the report")?;
+                return Ok(if outcome.is_intact() {
+                    Outcome::Clean
+                } else {
+                    Outcome::Findings
+                });
+            }
+            if key.len() > 1 {
+                return Err(auditor::AuditError::arg("key", "one key for a journal").into());
+            }
+            let key = key
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| journal.join(store::journal::VERIFIER_FILE));
+            let outcome = auditor::verify::journal(&journal, &key)?;
+            outcome.print(&mut out).context("cannot print the report")?;
+            Ok(if outcome.is_intact() {
+                Outcome::Clean
+            } else {
+                Outcome::Findings
+            })
+        }
+        Command::Declare { filer, what } => {
+            let filer = Filer {
+                ledger: filer.ledger,
+                tenant: filer.tenant,
+                filed_by: filer.by,
+                filed_at: OffsetDateTime::now_utc(),
+            };
+            let batch = declaration(what)?;
+            let n = batch.len();
+            let seqs = declare::file(&filer, batch)?;
+            println!(
+                "filed {n} declaration(s) in {}: seq {}",
+                filer.ledger.display(),
+                seqs.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(Outcome::Clean)
+        }
+        Command::Report {
+            read,
+            tenant,
+            vendor,
+            format,
+            lang,
+        } => {
+            let (ledger, mut cfg, opts) = reading(&read)?;
+            cfg.tenant = Some(tenant.clone());
+            cfg.vendor.clone_from(&vendor);
+            let audit = audit::run(&ledger, cfg, opts)?;
+            let now = OffsetDateTime::now_utc();
+            let mut out = output(read.out.as_deref())?;
+            report::write(&audit, format, lang, now, &mut out)?;
+            out.flush().context("cannot write the report")?;
+            let scope = format!(
+                "tenant={tenant} vendor={} from={} to={}",
+                vendor.as_deref().unwrap_or("*"),
+                read.from,
+                read.to
+            );
+            record(&read, &tenant, "report", &scope)?;
+            let breach = audit.findings.iter().any(|f| f.severity > Severity::Info);
+            Ok(if breach {
+                Outcome::Findings
+            } else {
+                Outcome::Clean
+            })
+        }
+        Command::Journal {
+            read,
+            tenant,
+            vendor,
+            format,
+            bundle,
+        } => {
+            let (ledger, mut cfg, mut opts) = reading(&read)?;
+            cfg.tenant.clone_from(&tenant);
+            cfg.vendor = Some(vendor.clone());
+            cfg.keep_sessions = usize::MAX;
+            opts.check_chains = false;
+            opts.check_retention = false;
+            let (from, to) = (cfg.from, cfg.to);
+            let audit = audit::run(&ledger, cfg, opts)?;
+            let mut out = output(read.out.as_deref())?;
+            match format.as_str() {
+                "csv" => auditor::export::journal_csv(&audit.sessions, &mut out)?,
+                "json" => auditor::export::journal_json(&audit.sessions, &mut out)?,
+                other => anyhow::bail!("unknown format {other:?}: expected csv or json"),
+            }
+            out.flush().context("cannot write the journal")?;
+            if let Some(path) = &bundle {
+                let mut file = output(Some(path))?;
+                let stats = auditor::export::write_bundle(
+                    &ledger,
+                    &vendor,
+                    from,
+                    to,
+                    OffsetDateTime::now_utc(),
+                    &mut file,
+                )?;
+                file.flush().context("cannot write the bundle")?;
+                eprintln!(
+                    "bundle {}: {} entries in full, {} as digests",
+                    path.display(),
+                    stats.full,
+                    stats.redacted
+                );
+            }
+            let scope = format!(
+                "vendor={vendor} tenant={} from={} to={}{}",
+                tenant.as_deref().unwrap_or("*"),
+                read.from,
+                read.to,
+                if bundle.is_some() { " bundle" } else { "" }
+            );
+            record(
+                &read,
+                tenant.as_deref().unwrap_or("*"),
+                "journal_export",
+                &scope,
+            )?;
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+fn reading(read: &ReadArgs) -> anyhow::Result<(Ledger, RuleConfig, RunOptions)> {
+    let from = instant("from", &read.from)?;
+    let to = instant("to", &read.to)?;
+    if to <= from {
+        return Err(auditor::AuditError::arg("to", "the period ends before it starts").into());
+    }
+    let ledger = Ledger {
+        declarations: vec![Source::journal(&read.ledger)],
+        events: read.events.iter().map(Source::journal).collect(),
+        keys: Vec::new(),
+    };
+    let mut cfg = RuleConfig::new(from, to);
+    cfg.max_skew = time::Duration::seconds(read.max_skew_seconds);
+    cfg.silent_after = time::Duration::hours(read.silent_after_hours);
+    let opts = RunOptions {
+        check_chains: !read.no_chain_check,
+        ..RunOptions::default()
+    };
+    Ok((ledger, cfg, opts))
+}
+
+fn record(read: &ReadArgs, tenant: &str, action: &str, scope: &str) -> anyhow::Result<()> {
+    let filer = Filer {
+        ledger: read.ledger.clone(),
+        tenant: tenant.to_owned(),
+        filed_by: read.by.clone(),
+        filed_at: OffsetDateTime::now_utc(),
+    };
+    declare::record_access(&filer, action, scope)
+        .with_context(|| format!("cannot record the {action} in {}", read.ledger.display()))?;
+    Ok(())
+}
+
+fn window_template(w: WindowArgs, reason: String, schedule: Schedule) -> Window {
+    Window {
+        id: String::new(),
+        vendor: w.vendor,
+        reason,
+        ticket: w.ticket,
+        approver: w.approver,
+        persons: w.persons,
+        targets: w.targets,
+        schedule,
+    }
+}
+
+fn declaration(what: Declare) -> anyhow::Result<Vec<(Origin, DeclarationBody)>> {
+    let cl = Origin::command_line;
+    Ok(match what {
+        Declare::Vendor { vendor, name } => {
+            vec![(cl(), DeclarationBody::VendorRegistered { vendor, name })]
+        }
+        Declare::Staff { vendor, csv } => {
+            let text = std::fs::read_to_string(&csv).map_err(|e| auditor::AuditError::Io {
+                path: csv.clone(),
+                source: e,
+            })?;
+            let persons = auditor::staff_csv::parse(&csv.display().to_string(), &text)?;
+            vec![(
+                Origin {
+                    file: csv.display().to_string(),
+                    line: 1,
+                },
+                DeclarationBody::StaffList { vendor, persons },
+            )]
+        }
+        Declare::Departure {
+            vendor,
+            person,
+            effective,
+        } => vec![(
+            cl(),
+            DeclarationBody::Departure {
+                vendor,
+                person,
+                effective_at: instant("effective", &effective)?,
+            },
+        )],
+        Declare::Window {
+            window,
+            id,
+            reason,
+            start,
+            end,
+            rrule,
+            first_start,
+            duration,
+            zone,
+        } => {
+            let schedule = match (start, end, rrule, first_start, duration) {
+                (Some(s), Some(e), None, _, _) => Schedule::OneOff {
+                    starts_at: instant("start", &s)?,
+                    ends_at: instant("end", &e)?,
+                },
+                (None, None, Some(rrule), Some(first), Some(d)) => Schedule::Recurring {
+                    zone,
+                    first_start_local: first,
+                    duration_seconds: duration_seconds(&d)?,
+                    rrule,
+                },
+                _ => {
+                    return Err(auditor::AuditError::arg(
+                        "schedule",
+                        "give --start and --end, or --rrule, --first-start and --duration",
+                    )
+                    .into());
+                }
+            };
+            let mut w = window_template(window, reason, schedule);
+            w.id = id;
+            vec![(cl(), DeclarationBody::WindowGranted(w))]
+        }
+        Declare::WindowsIcs {
+            window,
+            file,
+            reason,
+        } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| auditor::AuditError::Io {
+                path: file.clone(),
+                source: e,
+            })?;
+            let template = window_template(
+                window,
+                reason,
+                Schedule::OneOff {
+                    starts_at: OffsetDateTime::UNIX_EPOCH,
+                    ends_at: OffsetDateTime::UNIX_EPOCH,
+                },
+            );
+            declare::windows_from_ics(&file.display().to_string(), &text, &template)?
+        }
+        Declare::Cancel {
+            vendor,
+            window,
+            reason,
+        } => vec![(
+            cl(),
+            DeclarationBody::WindowCancelled {
+                vendor,
+                window_id: window,
+                reason,
+            },
+        )],
+        Declare::Emergency {
+            vendor,
+            person,
+            target,
+            start,
+            end,
+            reason,
+            ticket,
+        } => vec![(
+            cl(),
+            DeclarationBody::Emergency {
+                vendor,
+                person,
+                target,
+                starts_at: instant("start", &start)?,
+                ends_at: instant("end", &end)?,
+                reason,
+                ticket,
+            },
+        )],
+        Declare::InterventionReport {
+            vendor,
+            window,
+            start,
+            end,
+            nature,
+            persons,
+        } => vec![(
+            cl(),
+            DeclarationBody::InterventionReport {
+                vendor,
+                window_id: window,
+                started_at: instant("start", &start)?,
+                ended_at: instant("end", &end)?,
+                nature,
+                persons,
+            },
+        )],
+    })
 }

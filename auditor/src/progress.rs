@@ -29,19 +29,32 @@ impl Progress {
 
     /// Notes that `done` entries were handled.
     pub fn tick(&mut self, done: u64) {
-        if !self.enabled || done % 4096 != 0 || self.last.elapsed() < Duration::from_millis(500) {
+        self.tick_at(done, None);
+    }
+
+    /// Notes that `done` entries were handled and `fraction` (0 to 1) of the work is done
+    /// (e.g. how far into the period the stream is), for the time left.
+    pub fn tick_at(&mut self, done: u64, fraction: Option<f64>) {
+        if !self.enabled
+            || !done.is_multiple_of(4096)
+            || self.last.elapsed() < Duration::from_millis(500)
+        {
             return;
         }
         self.last = Instant::now();
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
         let rate = done as f64 / secs;
-        let left = match self.total {
-            Some(total) if rate > 0.0 && total > done => {
+        let left = match (self.total, fraction) {
+            (Some(total), _) if rate > 0.0 && total > done => {
                 format!(", {:.0} s left", (total - done) as f64 / rate)
             }
+            (_, Some(f)) if f > 0.0 && f < 1.0 => format!(", {:.0} s left", secs * (1.0 - f) / f),
             _ => String::new(),
         };
-        eprint!("\r{}: {done} entries checked, {rate:.0}/s{left}   ", self.what);
+        eprint!(
+            "\r{}: {done} entries checked, {rate:.0}/s{left}   ",
+            self.what
+        );
     }
 
     /// Ends the line.

@@ -135,6 +135,9 @@ pub struct Stats {
     pub sessions_dropped: u64,
 }
 
+/// An open session's address and start entry.
+type OpenStart = (Option<String>, EntryRef);
+
 #[derive(Debug)]
 struct Open {
     record: SessionRecord,
@@ -157,7 +160,10 @@ pub struct Engine<'d> {
     cfg: RuleConfig,
     cache: OccurrenceCache,
     open: HashMap<(String, String), Open>,
-    factors: HashMap<(String, String), Vec<AuthFactor>>,
+    /// Open sessions per (tenant, account): address and start entry.
+    open_by_account: HashMap<(String, String), Vec<OpenStart>>,
+    /// Factors of `auth_success` events waiting for their session's start.
+    factors: HashMap<(String, String), (OffsetDateTime, Vec<AuthFactor>)>,
     account_users: HashMap<(String, String), (String, EntryRef)>,
     reported: HashSet<(Rule, String, String, String)>,
     sources: HashMap<String, SourceState>,
@@ -176,6 +182,7 @@ impl<'d> Engine<'d> {
             cfg,
             cache: OccurrenceCache::default(),
             open: HashMap::new(),
+            open_by_account: HashMap::new(),
             factors: HashMap::new(),
             account_users: HashMap::new(),
             reported: HashSet::new(),
@@ -204,6 +211,11 @@ impl<'d> Engine<'d> {
         }
         self.stats.events += 1;
         self.track_source(&at, e);
+        if self.stats.events.is_multiple_of(1 << 16) {
+            // Factors whose session never started are forgotten after an hour.
+            let horizon = e.received_at - Duration::hours(1);
+            self.factors.retain(|_, (seen, _)| *seen >= horizon);
+        }
         if self
             .cfg
             .vendor
@@ -219,16 +231,20 @@ impl<'d> Engine<'d> {
                     if let Some(open) = self.open.get_mut(&key) {
                         merge_factors(&mut open.record.factors, &e.factors);
                     } else {
-                        merge_factors(self.factors.entry(key).or_default(), &e.factors);
+                        let pending = self
+                            .factors
+                            .entry(key)
+                            .or_insert_with(|| (e.received_at, Vec::new()));
+                        merge_factors(&mut pending.1, &e.factors);
                     }
                 }
             }
             EventKind::SessionStart | EventKind::TunnelUp => {
                 let Some(key) = key else { return };
-                if let Some(previous) = self.open.remove(&key) {
+                if let Some(previous) = self.take_open(&key) {
                     self.close(previous, None);
                 }
-                let mut factors = self.factors.remove(&key).unwrap_or_default();
+                let mut factors = self.factors.remove(&key).map(|f| f.1).unwrap_or_default();
                 merge_factors(&mut factors, &e.factors);
                 let mut record = SessionRecord {
                     tenant: e.tenant.clone(),
@@ -251,11 +267,17 @@ impl<'d> Engine<'d> {
                 if judged {
                     self.judge_start(&at, &mut record);
                 }
+                if let Some(account) = &record.account {
+                    self.open_by_account
+                        .entry((record.tenant.clone(), account.clone()))
+                        .or_default()
+                        .push((record.source_addr.clone(), at));
+                }
                 self.open.insert(key, Open { record, judged });
             }
             EventKind::SessionEnd | EventKind::TunnelDown => {
                 let Some(key) = key else { return };
-                if let Some(mut open) = self.open.remove(&key) {
+                if let Some(mut open) = self.take_open(&key) {
                     open.record.entries.push(at);
                     merge_factors(&mut open.record.factors, &e.factors);
                     self.close(open, Some(e.occurred_at));
@@ -263,6 +285,20 @@ impl<'d> Engine<'d> {
             }
             EventKind::AuthFailure { .. } | EventKind::Unmapped => {}
         }
+    }
+
+    fn take_open(&mut self, key: &(String, String)) -> Option<Open> {
+        let open = self.open.remove(key)?;
+        if let Some(account) = &open.record.account {
+            let k = (open.record.tenant.clone(), account.clone());
+            if let Some(list) = self.open_by_account.get_mut(&k) {
+                list.retain(|(_, start)| *start != open.record.entries[0]);
+                if list.is_empty() {
+                    self.open_by_account.remove(&k);
+                }
+            }
+        }
+        Some(open)
     }
 
     fn track_source(&mut self, at: &EntryRef, e: &ConnectionEvent) {
@@ -311,10 +347,7 @@ impl<'d> Engine<'d> {
         self.stats.connections += 1;
         let t = r.start;
         let decls = self.decls;
-        let vd = r
-            .vendor
-            .as_deref()
-            .and_then(|v| decls.vendor(&r.tenant, v));
+        let vd = r.vendor.as_deref().and_then(|v| decls.vendor(&r.tenant, v));
         let list = vd.and_then(|vd| vd.staff_list_at(t));
         // Nominative identity: the person reported, or the holder of the account.
         if r.person.is_none()
@@ -405,21 +438,21 @@ impl<'d> Engine<'d> {
                         person.clone(),
                     )) {
                         let mut f = self.finding(Rule::SharedAccount, r);
-                        f.entries.insert(0, first_at.clone());
+                        f.entries.push(first_at.clone());
                         f.facts.other = Some(first.clone());
                         self.findings.push(f);
                     }
                 }
                 Some(_) => {
-                    let concurrent = self.open.values().find(|o| {
-                        o.record.tenant == r.tenant
-                            && o.record.account.as_deref() == Some(&account)
-                            && o.record.source_addr != r.source_addr
-                    });
-                    if let Some(o) = concurrent {
+                    let concurrent = self
+                        .open_by_account
+                        .get(&(r.tenant.clone(), account.clone()))
+                        .and_then(|list| list.iter().find(|(addr, _)| *addr != r.source_addr));
+                    if let Some((addr, start)) = concurrent {
                         let mut f = self.finding(Rule::SharedAccount, r);
-                        f.entries.insert(0, o.record.entries[0].clone());
-                        f.facts.other = o.record.source_addr.clone();
+                        f.entries.push(start.clone());
+                        f.facts.note = Some("concurrent".into());
+                        f.facts.other.clone_from(addr);
                         self.findings.push(f);
                     }
                 }
@@ -515,7 +548,8 @@ impl<'d> Engine<'d> {
             .filter(|rep| {
                 rep.value.started_at - slack <= end
                     && r.start <= rep.value.ended_at + slack
-                    && (rep.value.persons.is_empty() || rep.value.persons.iter().any(|p| p == person))
+                    && (rep.value.persons.is_empty()
+                        || rep.value.persons.iter().any(|p| p == person))
             })
             .min_by_key(|rep| rep.filed_at);
         let Some(report) = report else {
@@ -536,8 +570,8 @@ impl<'d> Engine<'d> {
 
     /// Closes what is open and returns every finding, in time order.
     pub fn finish(mut self) -> (Vec<Finding>, Vec<SessionRecord>, Stats) {
-        let open: Vec<Open> = self.open.drain().map(|(_, o)| o).collect();
-        let mut open = open;
+        self.open_by_account.clear();
+        let mut open: Vec<Open> = self.open.drain().map(|(_, o)| o).collect();
         open.sort_by_key(|o| o.record.start);
         for o in open {
             self.close(o, None);
@@ -577,13 +611,8 @@ impl<'d> Engine<'d> {
 /// Sorts findings by instant, then rule, person and account.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.at, a.rule, &a.person, &a.account, &a.entries).cmp(&(
-            b.at,
-            b.rule,
-            &b.person,
-            &b.account,
-            &b.entries,
-        ))
+        (a.at, a.rule, &a.person, &a.account, &a.entries)
+            .cmp(&(b.at, b.rule, &b.person, &b.account, &b.entries))
     });
 }
 
@@ -610,7 +639,10 @@ fn session_key(e: &ConnectionEvent) -> Option<(String, String)> {
                 e.source_addr.map(|a| a.to_string()).unwrap_or_default()
             ),
         )),
-        (None, None) => e.person.as_ref().map(|p| (e.source.clone(), format!("person:{p}"))),
+        (None, None) => e
+            .person
+            .as_ref()
+            .map(|p| (e.source.clone(), format!("person:{p}"))),
     }
 }
 
@@ -639,12 +671,28 @@ mod tests {
         use proto::calendar::{PARIS, off_hours};
         use time::macros::datetime;
         // Tuesday 14 July 2026, 10:00 Paris: a public holiday.
-        assert!(off_hours(datetime!(2026-07-14 8:00 UTC), PARIS).unwrap().any());
+        assert!(
+            off_hours(datetime!(2026-07-14 8:00 UTC), PARIS)
+                .unwrap()
+                .any()
+        );
         // Thursday 14 May 2026 (Ascension), 15:00.
-        assert!(off_hours(datetime!(2026-05-14 13:00 UTC), PARIS).unwrap().any());
+        assert!(
+            off_hours(datetime!(2026-05-14 13:00 UTC), PARIS)
+                .unwrap()
+                .any()
+        );
         // Wednesday 15 July 2026, 10:00: working hours.
-        assert!(!off_hours(datetime!(2026-07-15 8:00 UTC), PARIS).unwrap().any());
+        assert!(
+            !off_hours(datetime!(2026-07-15 8:00 UTC), PARIS)
+                .unwrap()
+                .any()
+        );
         // Wednesday 22:30: night.
-        assert!(off_hours(datetime!(2026-07-15 20:30 UTC), PARIS).unwrap().any());
+        assert!(
+            off_hours(datetime!(2026-07-15 20:30 UTC), PARIS)
+                .unwrap()
+                .any()
+        );
     }
 }

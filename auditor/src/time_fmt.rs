@@ -8,7 +8,11 @@ use time::format_description::well_known::Rfc3339;
 pub fn paris(at: OffsetDateTime) -> String {
     let local = proto::calendar::to_zone(at, proto::calendar::PARIS).unwrap_or(at);
     let (h, m, _) = local.offset().as_hms();
-    let sign = if local.offset().is_negative() { '-' } else { '+' };
+    let sign = if local.offset().is_negative() {
+        '-'
+    } else {
+        '+'
+    };
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {sign}{:02}:{:02}",
         local.year(),
@@ -48,7 +52,9 @@ pub fn parse_instant(text: &str) -> Option<OffsetDateTime> {
         text.replace(' ', "T")
     };
     // Resolve through a one-off recurrence of one second: the proto rules for gaps and folds.
-    let r = proto::recurrence::Recurrence::new(proto::calendar::PARIS, &local, 1, "FREQ=DAILY;COUNT=1").ok()?;
+    let r =
+        proto::recurrence::Recurrence::new(proto::calendar::PARIS, &local, 1, "FREQ=DAILY;COUNT=1")
+            .ok()?;
     let far_past = OffsetDateTime::UNIX_EPOCH;
     let far_future = far_past + time::Duration::days(365 * 200);
     r.occurrences(far_past, far_future).next().map(|o| o.start)
@@ -61,15 +67,30 @@ mod tests {
 
     #[test]
     fn paris_shows_the_offset_of_the_season() {
-        assert_eq!(paris(datetime!(2026-01-10 21:00 UTC)), "2026-01-10 22:00:00 +01:00");
-        assert_eq!(paris(datetime!(2026-07-10 21:00 UTC)), "2026-07-10 23:00:00 +02:00");
+        assert_eq!(
+            paris(datetime!(2026-01-10 21:00 UTC)),
+            "2026-01-10 22:00:00 +01:00"
+        );
+        assert_eq!(
+            paris(datetime!(2026-07-10 21:00 UTC)),
+            "2026-07-10 23:00:00 +02:00"
+        );
     }
 
     #[test]
     fn parses_rfc3339_and_paris_local() {
-        assert_eq!(parse_instant("2026-03-10T22:00:00Z"), Some(datetime!(2026-03-10 22:00 UTC)));
-        assert_eq!(parse_instant("2026-03-10T22:00"), Some(datetime!(2026-03-10 21:00 UTC)));
-        assert_eq!(parse_instant("2026-07-01"), Some(datetime!(2026-06-30 22:00 UTC)));
+        assert_eq!(
+            parse_instant("2026-03-10T22:00:00Z"),
+            Some(datetime!(2026-03-10 22:00 UTC))
+        );
+        assert_eq!(
+            parse_instant("2026-03-10T22:00"),
+            Some(datetime!(2026-03-10 21:00 UTC))
+        );
+        assert_eq!(
+            parse_instant("2026-07-01"),
+            Some(datetime!(2026-06-30 22:00 UTC))
+        );
         assert_eq!(parse_instant("2026-13-01"), None);
     }
 }

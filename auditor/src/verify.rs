@@ -99,7 +99,11 @@ pub fn print(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
         _ => "no entry".to_string(),
     };
     if report.is_intact() {
-        writeln!(out, "intact: {} records ({range}), {} good seals", report.records, report.good_seals)?;
+        writeln!(
+            out,
+            "intact: {} records ({range}), {} good seals",
+            report.records, report.good_seals
+        )?;
     } else {
         writeln!(
             out,
