@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# Side-by-side on loopback: rsyslog (imptcp -> omfile, plain TCP, no fsync) and the vigie
+# collector (durable acks, HMAC chain, fsync group commit), driven by the same load
+# generator (benches/loadgen) with the same messages, in one run on one machine.
+#
+#   benches/compare.sh                    # ~1.5-2 minutes after the build (5 at most)
+#   COUNT=500000 SUSTAIN_SECS=60 CONNS=4 benches/compare.sh
+#   KEEP=1 benches/compare.sh             # keep the work directory (configs, logs, JSON)
+#
+# Needs: rsyslog (Debian package; only /usr/sbin/rsyslogd and its imptcp/omfile modules
+# are used), curl, jq, awk. Everything listens on 127.0.0.1 on free ports, in its own
+# work directory with its own config and pid file; the system's rsyslog is not touched.
+#
+# Runs (each daemon started fresh, so its peak RSS is the run's):
+#   1. rsyslog    syslog/TCP  (octet-counted, COUNT messages, closed loop)
+#   2. collector  syslog/TCP  (same generator, same transport)
+#   3. collector  syslog/TLS  (mutual TLS, the transport bastions use)
+#   4. collector  RELP/TLS    (window 1024, closed loop: max acknowledged rate)
+#   5. collector  HTTPS JSON  (batches of 500, closed loop)
+#   6. collector  RELP/TLS    sustained SUSTAIN_SECS at 50% of run 4's rate: ack latency,
+#                             RSS sampled every 5 s (growth check)
+#   7. collector  RELP/TLS    closed loop again with PostgreSQL replication on, then the
+#                             time until PostgreSQL holds everything: only if the collector
+#                             has --postgres-url and PostgreSQL answers at VIGIE_BENCH_PG
+#                             (default host=127.0.0.1 port=5432 user=postgres; a throwaway
+#                             database is created and dropped); otherwise skipped, with why
+#
+# Syslog over TCP/TLS has no acks: events/s is COUNT over the time from the first
+# connection to the moment the daemon had taken the last message (rsyslog: its output
+# file stopped growing and holds COUNT lines; collector: vigie_events_accepted_total
+# reached COUNT and the collector closed every connection, which it does only once all
+# it read is durable). RELP and HTTPS: acknowledged events over the time to the last ack. Daemon CPU is utime+stime from /proc/PID/stat over the same interval;
+# peak RSS is VmHWM from /proc/PID/status. The machine is shared: expect 15-30% noise,
+# compare ratios measured in the same run, not absolute figures across runs.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+COUNT=${COUNT:-2000000}
+CONNS=${CONNS:-4}
+SUSTAIN_SECS=${SUSTAIN_SECS:-60}
+RUN_SECS=${RUN_SECS:-40}         # time bound of each throughput run
+KEEP=${KEEP:-0}
+SOURCE=loadgen.localdomain
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vigie-compare.XXXXXX")
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    if [[ -n ${PG_DB:-} ]]; then
+        psql "$PG_SERVER dbname=postgres" -Atqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    if [[ $KEEP == 1 ]]; then
+        echo "work directory kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+die() { echo "compare.sh: $*" >&2; exit 2; }
+log() { echo "[$(date +%T)] $*" >&2; }
+
+for tool in curl jq awk; do command -v "$tool" >/dev/null || die "$tool is needed"; done
+RSYSLOGD=$(command -v rsyslogd || true)
+[[ -z $RSYSLOGD && -x /usr/sbin/rsyslogd ]] && RSYSLOGD=/usr/sbin/rsyslogd
+[[ -n $RSYSLOGD ]] || die "rsyslogd not found (apt-get install rsyslog)"
+
+log "building the collector (release) and the load generator (bench profile)"
+cargo build --release -q -p collector
+COLLECTOR=$ROOT/target/release/collector
+LOADGEN=$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
+    jq -r 'select(.reason == "compiler-artifact" and .target.name == "loadgen" and .executable != null) | .executable' |
+    tail -1)
+[[ -x $LOADGEN ]] || die "cannot find the loadgen executable"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
+        echo $((20000 + RANDOM % 20000))
+}
+now() { date +%s.%N; }
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }   # 1/100 s
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+wait_port() {
+    local port=$1 pid=$2 what=$3
+    for _ in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || { KEEP=1; die "$what exited at start (see $WORK)"; }
+        sleep 0.05
+    done
+    die "$what did not open port $port"
+}
+stop() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+TENANTS='"CHU-01", "CHU-02", "CHU-03", "CHU-04"'
+LG_COMMON=(--connections "$CONNS" --seed 42 --tenants 4 --grace 15)
+
+# --- the development PKI (collector dev-certs) -----------------------------------------
+RUST_LOG=warn "$COLLECTOR" --data-dir "$WORK/pki-home" dev-certs --source "$SOURCE" >"$WORK/dev-certs.txt"
+PKI=$WORK/pki-home/dev-pki
+TLS_ARGS=(--ca "$PKI/ca.pem" --cert "$PKI/source.pem" --key "$PKI/source.key")
+
+# --- rsyslog ---------------------------------------------------------------------------
+start_rsyslog() {
+    local dir=$WORK/rsyslog
+    rm -rf "$dir"
+    mkdir -p "$dir/work"
+    RS_PORT=$(free_port)
+    RS_OUT=$dir/out.log
+    cat >"$dir/rsyslog.conf" <<EOF
+global(workDirectory="$dir/work" maxMessageSize="64k")
+module(load="imptcp")
+input(type="imptcp" address="127.0.0.1" port="$RS_PORT" ruleset="bench")
+ruleset(name="bench") {
+  action(type="omfile" file="$RS_OUT")
+}
+EOF
+    "$RSYSLOGD" -n -f "$dir/rsyslog.conf" -i "$dir/rsyslogd.pid" >"$dir/rsyslogd.log" 2>&1 &
+    RS_PID=$!
+    PIDS+=("$RS_PID")
+    wait_port "$RS_PORT" "$RS_PID" rsyslogd
+}
+
+# Waits until rsyslog's output holds $1 lines (or stops growing); prints the time of the
+# last growth.
+drain_rsyslog() {
+    local want=$1 last_size=-1 last_change size t
+    last_change=$(now)
+    while :; do
+        size=$(stat -c %s "$RS_OUT" 2>/dev/null || echo 0)
+        t=$(now)
+        if [[ $size != "$last_size" ]]; then
+            last_size=$size
+            last_change=$t
+        elif awk -v a="$t" -v b="$last_change" 'BEGIN {exit !(a - b > 2)}'; then
+            break
+        fi
+        sleep 0.05
+    done
+    echo "$last_change"
+}
+
+# --- the collector -----------------------------------------------------------------------
+start_collector() {
+    local dir=$WORK/collector
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    C_LOG=$WORK/$1.collector.log
+    C_TLS=$(free_port) C_RELP=$(free_port) C_HTTPS=$(free_port) C_TCP=$(free_port) C_METRICS=$(free_port)
+    cat >"$dir/collector.toml" <<EOF
+data_dir = "$dir/journal"
+shutdown_timeout_ms = 10000
+[journal]
+seal_interval_ms = 60000
+[tls]
+cert_file = "$PKI/server.pem"
+key_file = "$PKI/server.key"
+client_ca_file = "$PKI/ca.pem"
+[syslog_tls]
+listen = ["127.0.0.1:$C_TLS"]
+[relp_tls]
+listen = ["127.0.0.1:$C_RELP"]
+[https]
+listen = ["127.0.0.1:$C_HTTPS"]
+[syslog_tcp]
+listen = ["127.0.0.1:$C_TCP"]
+allow = [{ addr = "127.0.0.1", source = "$SOURCE" }]
+[metrics]
+listen = "127.0.0.1:$C_METRICS"
+[[sources]]
+name = "$SOURCE"
+tenants = [$TENANTS]
+profiles = ["teleport", "fortigate", "sshd", "openvpn", "guacamole", "acme-pam"]
+[[generic_profiles]]
+name = "acme-pam"
+format = "kv"
+match = { app_name = "acme-pam" }
+fields = { account = "user", target = "dst", source_addr = "src" }
+kind = { field = "event", values = { login = "session_start", logout = "session_end" } }
+EOF
+    if [[ -n ${VIGIE_POSTGRES_URL:-} ]]; then
+        RUST_LOG=warn "$COLLECTOR" migrate --config "$dir/collector.toml" >"$C_LOG" 2>&1 ||
+            { KEEP=1; die "collector migrate failed: see $C_LOG"; }
+    fi
+    RUST_LOG=warn "$COLLECTOR" run --config "$dir/collector.toml" >>"$C_LOG" 2>&1 &
+    C_PID=$!
+    PIDS+=("$C_PID")
+    wait_port "$C_METRICS" "$C_PID" collector
+    wait_port "$C_TCP" "$C_PID" collector
+}
+
+metric_sum() {
+    curl -sf "http://127.0.0.1:$C_METRICS/metrics" |
+        awk -v n="$1" '$1 ~ "^"n"({|$)" {s += $NF} END {printf "%d\n", s}'
+}
+
+# Waits until the collector accepted $1 events (or stopped progressing for 5 s); prints
+# the time it got there.
+drain_collector() {
+    local want=$1 got last=-1 last_change t
+    last_change=$(now)
+    while :; do
+        got=$(metric_sum vigie_events_accepted_total || echo 0)
+        t=$(now)
+        if ((got >= want)); then
+            echo "$t"
+            return
+        fi
+        if [[ $got != "$last" ]]; then
+            last=$got
+            last_change=$t
+        elif awk -v a="$t" -v b="$last_change" 'BEGIN {exit !(a - b > 5)}'; then
+            echo "$last_change"
+            return
+        fi
+        sleep 0.05
+    done
+}
+
+# Waits (at most 120 s) until PostgreSQL holds everything the journal does; writes how
+# long replication took from the start of the run to $WORK/$3.replication.
+wait_replicated() {
+    local want=$1 t0=$2 name=$3 lag connected t rows
+    for _ in $(seq 2400); do
+        lag=$(metric_sum vigie_replication_lag_entries)
+        connected=$(metric_sum vigie_replication_connected)
+        if ((lag == 0 && connected == 1)); then break; fi
+        sleep 0.05
+    done
+    t=$(now)
+    rows=$(psql "$VIGIE_POSTGRES_URL" -Atqc "SELECT count(*) FROM entries" 2>/dev/null || echo "?")
+    awk -v t="$t" -v t0="$t0" -v n="$want" -v lag="$lag" -v rows="$rows" 'BEGIN {
+        printf "%d events replicated (%s rows in PostgreSQL, lag %s) %.1f s after the start = %.0f events/s end to end\n",
+            n, rows, lag, t - t0, n / (t - t0) }' >"$WORK/$name.replication"
+    log "    replication: $(cat "$WORK/$name.replication")"
+}
+
+# --- one measured run ----------------------------------------------------------------------
+# run NAME DAEMON(rsyslog|collector) PROTOCOL PORT [loadgen args…]
+# Appends a row to $WORK/rows.tsv:
+# name events ev_per_s cpu_s cpu_s_per_M hwm_mib gen_cpu_s p50 p99 p999 lost
+run() {
+    local name=$1 daemon=$2 proto=$3 port=$4
+    shift 4
+    local pid t0 t1 c0 c1 json=$WORK/$name.json delivered lost
+    if [[ $daemon == rsyslog ]]; then start_rsyslog; pid=$RS_PID; else start_collector "$name"; pid=$C_PID; fi
+    [[ $port == rsyslog ]] && port=$RS_PORT
+    [[ $port == tcp ]] && port=$C_TCP
+    [[ $port == tls ]] && port=$C_TLS
+    [[ $port == relp ]] && port=$C_RELP
+    [[ $port == https ]] && port=$C_HTTPS
+    local tls=()
+    [[ $proto != syslog-tcp ]] && tls=("${TLS_ARGS[@]}")
+    log "run $name: $daemon, $proto, $*"
+    c0=$(cpu_ticks "$pid")
+    t0=$(now)
+    "$LOADGEN" --protocol "$proto" --target "127.0.0.1:$port" "${tls[@]}" "${LG_COMMON[@]}" \
+        --json "$json" "$@" >"$WORK/$name.txt" 2>"$WORK/$name.err" || true
+    [[ -s $json ]] || die "the load generator failed in run $name: $(cat "$WORK/$name.err")"
+    local sent acked
+    sent=$(jq -r .sent "$json")
+    acked=$(jq -r .acked "$json")
+    if [[ $(jq -r .acks "$json") == true ]]; then
+        t1=$(awk -v a="$t0" -v e="$(jq -r .elapsed_s "$json")" 'BEGIN {printf "%.6f", a + e}')
+        delivered=$acked
+    elif [[ $daemon == rsyslog ]]; then
+        t1=$(drain_rsyslog "$sent")
+        delivered=$(wc -l <"$RS_OUT")
+    else
+        # The collector closes a syslog connection only once all it read is durable, and
+        # the generator returns once every connection is closed: the later of that and
+        # the counter reaching COUNT.
+        t1=$(drain_collector "$sent")
+        t1=$(awk -v a="$t1" -v b="$t0" -v e="$(jq -r .elapsed_s "$json")" 'BEGIN {printf "%.6f", (a > b + e ? a : b + e)}')
+        delivered=$(metric_sum vigie_events_accepted_total)
+    fi
+    c1=$(cpu_ticks "$pid")
+    if [[ $daemon == collector ]]; then
+        log "    collector: $(metric_sum vigie_events_unmapped_total) of $delivered events unmapped by the profiles, $(metric_sum vigie_events_rejected_total) rejected"
+    fi
+    if [[ $daemon == collector && -n ${VIGIE_POSTGRES_URL:-} ]]; then
+        wait_replicated "$delivered" "$t0" "$name"
+    fi
+    local hwm
+    hwm=$(status_kb "$pid" VmHWM)
+    lost=$((sent - delivered))
+    stop "$pid"
+    awk -v name="$name" -v n="$delivered" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" \
+        -v hwm="$hwm" -v lost="$lost" -v gen="$(jq -r .generator_cpu_s "$json")" \
+        -v p50="$(jq -r .latency_ms.p50 "$json")" -v p99="$(jq -r .latency_ms.p99 "$json")" \
+        -v p999="$(jq -r .latency_ms.p999 "$json")" -v acks="$(jq -r .acks "$json")" '
+        BEGIN {
+            d = t1 - t0; cpu = (c1 - c0) / 100
+            if (acks != "true") { p50 = "-"; p99 = "-"; p999 = "-" }
+            printf "%s\t%d\t%.0f\t%.2f\t%.2f\t%.1f\t%.2f\t%s\t%s\t%s\t%d\t%.2f\n",
+                name, n, n / d, cpu, (n > 0 ? cpu / n * 1e6 : 0), hwm / 1024, gen, p50, p99, p999, lost, cpu / d
+        }' >>"$WORK/rows.tsv"
+    tail -1 "$WORK/rows.tsv" | awk -F'\t' '{printf "    %s events/s, %s CPU s/M events, peak RSS %s MiB, lost %s\n", $3, $5, $6, $11}' >&2
+}
+
+: >"$WORK/rows.tsv"
+run rsyslog-tcp rsyslog syslog-tcp rsyslog --count "$COUNT" --duration "$RUN_SECS"
+run collector-tcp collector syslog-tcp tcp --count "$COUNT" --duration "$RUN_SECS"
+run collector-tls collector syslog-tls tls --count "$COUNT" --duration "$RUN_SECS"
+run collector-relp collector relp-tls relp --count "$COUNT" --duration "$RUN_SECS" --window 1024
+run collector-https collector https https --count "$COUNT" --duration "$RUN_SECS" --batch 500
+
+# --- sustained run at 50% of the RELP maximum, RSS sampled ----------------------------------
+relp_max=$(awk -F'\t' '$1 == "collector-relp" {print $3}' "$WORK/rows.tsv")
+rate=$(awk -v r="$relp_max" 'BEGIN {printf "%.0f", r / 2}')
+if ((rate < 100)); then rate=100; fi
+start_collector sustained
+(
+    while kill -0 "$C_PID" 2>/dev/null; do
+        echo "$(date +%s) $(status_kb "$C_PID" VmRSS)"
+        sleep 5
+    done
+) >"$WORK/sustained-rss.txt" 2>/dev/null &
+SAMPLER=$!
+PIDS+=("$SAMPLER")
+log "run sustained: collector, relp-tls, $rate msg/s for $SUSTAIN_SECS s"
+c0=$(cpu_ticks "$C_PID")
+"$LOADGEN" --protocol relp-tls --target "127.0.0.1:$C_RELP" "${TLS_ARGS[@]}" "${LG_COMMON[@]}" \
+    --rate "$rate" --duration "$SUSTAIN_SECS" --window 1024 --progress \
+    --json "$WORK/sustained.json" >"$WORK/sustained.txt" 2>"$WORK/sustained.err" || true
+[[ -s $WORK/sustained.json ]] || die "the load generator failed in the sustained run: $(cat "$WORK/sustained.err")"
+c1=$(cpu_ticks "$C_PID")
+s_hwm=$(status_kb "$C_PID" VmHWM)
+stop "$C_PID"
+kill "$SAMPLER" 2>/dev/null || true
+wait "$SAMPLER" 2>/dev/null || true
+
+# --- PostgreSQL replication -----------------------------------------------------------------
+# With `--postgres-url` in the collector: RELP closed loop again, replication on, into a
+# throwaway database of the server VIGIE_BENCH_PG (default: the local test server).
+PG_SERVER=${VIGIE_BENCH_PG:-host=127.0.0.1 port=5432 user=postgres}
+pg_note=
+if ! "$COLLECTOR" run --help | grep -q -- '--postgres-url'; then
+    pg_note="skipped: the collector has no PostgreSQL URL option (no --postgres-url in \`collector run --help\`)"
+elif ! command -v psql >/dev/null; then
+    pg_note="skipped: psql is not installed (needed to create the throwaway database)"
+elif ! psql "$PG_SERVER dbname=postgres" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+    pg_note="skipped: PostgreSQL unreachable at '$PG_SERVER' (set VIGIE_BENCH_PG)"
+else
+    PG_DB=vigie_bench_$$_$RANDOM
+    psql "$PG_SERVER dbname=postgres" -Atqc "CREATE DATABASE $PG_DB" >/dev/null
+    drop_db() { psql "$PG_SERVER dbname=postgres" -Atqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true; }
+    export VIGIE_POSTGRES_URL="$PG_SERVER dbname=$PG_DB"
+    run collector-relp-pg collector relp-tls relp --count "$COUNT" --duration "$RUN_SECS" --window 1024 || { drop_db; exit 2; }
+    unset VIGIE_POSTGRES_URL
+    drop_db
+    pg_note="RELP/TLS closed loop with replication on (row collector-relp-pg): $(cat "$WORK/collector-relp-pg.replication")"
+fi
+
+# --- the table -------------------------------------------------------------------------------
+echo
+echo "== vigie collector vs rsyslog, loopback, $(nproc) CPUs (shared: expect 15-30% noise), $(date -u +%FT%TZ)"
+echo "   messages: $(jq -r '"\(.message_bytes.min)-\(.message_bytes.max) bytes (mean \(.message_bytes.mean | floor))"' "$WORK/rsyslog-tcp.json"), $CONNS connections, seed 42"
+echo "   rsyslog $("$RSYSLOGD" -v | head -1 | awk '{print $2}'): imptcp -> omfile (no fsync, no acks)."
+echo "   collector: every event parsed, mapped, HMAC-chained and fsync'ed (group commit) before its ack."
+echo
+printf '%-17s %8s %9s %7s %6s %10s %8s %7s %7s %7s %8s %5s\n' \
+    run events events/s "cpu s" cores "cpu s/M ev" "RSS MiB" "gen cpu" "p50 ms" "p99 ms" "p999 ms" lost
+awk -F'\t' '{printf "%-17s %8s %9s %7s %6s %10s %8s %7s %7s %7s %8s %5s\n", $1, $2, $3, $4, $12, $5, $6, $7, $8, $9, $10, $11}' "$WORK/rows.tsv"
+echo "(cpu s, cores: the daemon's; gen cpu: the load generator's own CPU seconds; latencies: acks, RELP and HTTPS only)"
+echo
+awk -F'\t' '
+    { rate[$1] = $3; cpu[$1] = $5; rss[$1] = $6 }
+    END {
+        printf "ratio collector/rsyslog (same run), events/s:  tcp %.2f  tls %.2f  relp %.2f  https %.2f\n",
+            rate["collector-tcp"] / rate["rsyslog-tcp"], rate["collector-tls"] / rate["rsyslog-tcp"],
+            rate["collector-relp"] / rate["rsyslog-tcp"], rate["collector-https"] / rate["rsyslog-tcp"]
+        printf "ratio collector/rsyslog (same run), CPU s per million events:  tcp %.2f  tls %.2f  relp %.2f  https %.2f\n",
+            cpu["collector-tcp"] / cpu["rsyslog-tcp"], cpu["collector-tls"] / cpu["rsyslog-tcp"],
+            cpu["collector-relp"] / cpu["rsyslog-tcp"], cpu["collector-https"] / cpu["rsyslog-tcp"]
+    }' "$WORK/rows.tsv"
+echo
+S=$WORK/sustained.json
+echo "sustained: RELP/TLS at $rate msg/s (50% of the RELP maximum) for $SUSTAIN_SECS s:"
+jq -r '"  sent \(.sent), acked \(.acked), refused \(.refused), unanswered \(.unanswered), errors \(.errors); acked \(.acked_per_s | floor)/s"' "$S"
+jq -r '"  ack latency p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, p99.9 \(.latency_ms.p999) ms, max \(.latency_ms.max) ms (target: p99 < 20 ms)"' "$S"
+awk -v c0="$c0" -v c1="$c1" -v n="$(jq -r .acked "$S")" -v hwm="$s_hwm" -v gen="$(jq -r .generator_cpu_s "$S")" \
+    'BEGIN {printf "  collector CPU %.2f s (%.2f s per million events), peak RSS %.1f MiB (target < 256 MiB), generator CPU %.2f s\n", (c1-c0)/100, (n > 0 ? (c1-c0)/100/n*1e6 : 0), hwm/1024, gen}'
+awk 'NF == 2 {t[NR] = $1; r[NR] = $2; n = NR}
+    END {
+        if (n < 3) { print "  RSS samples: too few"; exit }
+        line = "  RSS every 5 s (MiB):"
+        for (i = 1; i <= n; i++) line = line sprintf(" %.0f", r[i] / 1024)
+        print line
+        # Growth: the last sample against the one 10 s into the run (after warm-up).
+        a = (n > 3 ? r[3] : r[1])
+        printf "  RSS growth from 10 s to the end: %+.1f MiB (%+.1f%%)\n", (r[n] - a) / 1024, (a > 0 ? (r[n] - a) / a * 100 : 0)
+    }' "$WORK/sustained-rss.txt"
+echo
+echo "PostgreSQL replication run: $pg_note"
+echo
+echo "targets:"
+awk -F'\t' '$1 == "collector-tls" {c = $3} $1 == "rsyslog-tcp" {r = $3}
+    END {printf "  collector syslog/TLS, durable + chained, vs rsyslog TCP -> file: %.0f vs %.0f events/s = %.2f\n", c, r, c / r}' "$WORK/rows.tsv"
+jq -r 'if .latency_ms.p99 < 20 then "  PASS p99 ack latency at 50% of max: \(.latency_ms.p99) ms < 20 ms"
+       else "  FAIL p99 ack latency at 50% of max: \(.latency_ms.p99) ms >= 20 ms" end' "$S"
+{ awk -F'\t' '$1 ~ /^collector/ {print $1, $6}' "$WORK/rows.tsv"; echo "sustained $(awk -v k="$s_hwm" 'BEGIN {printf "%.1f", k / 1024}')"; } |
+    awk '{ if ($2 >= 256) { bad = bad sprintf(" %s (%s MiB)", $1, $2) } if ($2 > max) { max = $2; at = $1 } }
+        END { if (bad == "") printf "  PASS peak RSS under 256 MiB in every collector run (largest %s MiB, %s)\n", max, at
+              else printf "  FAIL peak RSS over 256 MiB in:%s\n", bad }'
+awk 'NF == 2 {r[++n] = $2}
+    END {
+        if (n < 4) { print "  ---- RSS growth: too few samples"; exit }
+        g = r[n] - r[3]
+        if (g <= 8192 && g <= r[3] / 10) printf "  PASS no RSS growth over the sustained run (%+.1f MiB from 10 s to the end)\n", g / 1024
+        else printf "  FAIL RSS grew by %.1f MiB from 10 s to the end of the sustained run\n", g / 1024
+    }' "$WORK/sustained-rss.txt"
