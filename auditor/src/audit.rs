@@ -131,7 +131,7 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
                 continue;
             }
             if let Entry::Event(e) = located.decode()? {
-                engine.push(located.entry_ref(), &e);
+                engine.push(located.entry_ref(), e);
             }
         }
         if opts.progress {
@@ -210,7 +210,7 @@ pub fn chain_findings(
     for p in report.problems.iter().take(MAX_CHAIN_FINDINGS) {
         let mut f = Finding::new(Rule::ChainBroken, tenant, at);
         f.entries = vec![EntryRef {
-            ledger: source.label().to_owned(),
+            ledger: source.label().into(),
             seq: p.seq(),
         }];
         f.facts.other = Some(source.label().to_owned());

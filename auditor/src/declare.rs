@@ -3,8 +3,9 @@
 //! The auditor writes its own journal (one writer per chain), created with
 //! [`store::journal::init`] on first use. A batch of declarations (one from the command
 //! line, a whole staff list, every window of an `.ics` file) is validated against the
-//! declarations already filed and against itself, **then** appended in one durable batch:
-//! an error anywhere files nothing. Every error names the file (or `command line`), the
+//! declarations already filed and against itself, **then** appended in one durable batch,
+//! all under the ledger's writer lock: an error anywhere files nothing, and nobody files
+//! between the checks and the append. Every error names the file (or `command line`), the
 //! line and the field.
 //!
 //! Checks: the vendor is registered (and not registered twice); a departure names a
@@ -113,6 +114,12 @@ pub fn existing(dir: &Path) -> Result<Declarations, AuditError> {
 /// [`AuditError::Input`] for the first declaration refused (nothing is filed), or
 /// [`AuditError::Journal`] when the ledger cannot be written.
 pub fn file(filer: &Filer, batch: Vec<(Origin, DeclarationBody)>) -> Result<Vec<u64>, AuditError> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Lock the ledger (one writer) before reading it, so nobody files between the checks
+    // and the append.
+    let journal = open_ledger(&filer.ledger)?;
     let mut decls = existing(&filer.ledger)?;
     let mut entries = Vec::with_capacity(batch.len());
     for (i, (origin, body)) in batch.into_iter().enumerate() {
@@ -135,10 +142,6 @@ pub fn file(filer: &Filer, batch: Vec<(Origin, DeclarationBody)>) -> Result<Vec<
             received_at: filer.filed_at,
         });
     }
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let journal = open_ledger(&filer.ledger)?;
     let links = journal
         .append(entries)
         .map_err(AuditError::journal(&filer.ledger))?;

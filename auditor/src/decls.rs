@@ -5,7 +5,10 @@
 //! whole before the events are streamed, so a connection can be judged against what was
 //! in force when it happened *and* against what was filed later ("authorised after the
 //! fact"). A declaration is in force from its `filed_at`; a window stops being in force
-//! when a cancellation of its id is filed.
+//! when a cancellation of its id is filed. Departures, emergencies and intervention
+//! reports count whenever they were filed: their own dates are the facts (a departure
+//! declared late still makes later connections breaches; an emergency is declared after
+//! it; a report after the intervention, its filing date judged by the report rules).
 //!
 //! Recurring windows are expanded lazily through [`OccurrenceCache`]: occurrences are
 //! computed per window and per 30-day chunk when a connection first needs them, and old
@@ -201,7 +204,15 @@ impl OccurrenceCache {
             let to = from + time::Duration::seconds(CHUNK_SECONDS);
             recurrence.occurrences(from, to).collect()
         });
-        occs.iter().find(|o| o.contains(t)).copied()
+        // Starts increase and every occurrence has the same wall-clock length, so ends
+        // increase too: only the last occurrences starting at or before `t` can hold it.
+        let after = occs.partition_point(|o| o.start <= t);
+        occs[..after]
+            .iter()
+            .rev()
+            .take(2)
+            .find(|o| o.contains(t))
+            .copied()
     }
 }
 
@@ -359,8 +370,8 @@ impl Declarations {
             .is_some_and(|v| v.registered.is_some())
     }
 
-    /// The windows covering `t` for this connection: those in force at `t`, or (when
-    /// `in_force` is false) those filed after `t` (and not cancelled before `t`).
+    /// The first window covering `t` for this connection: among those in force at `t`, or
+    /// (when `in_force` is false) among those filed after `t` and never cancelled.
     pub fn windows_covering(
         &self,
         cache: &mut OccurrenceCache,
@@ -374,10 +385,8 @@ impl Declarations {
             let eligible = if in_force {
                 w.in_force(t)
             } else {
-                w.grant.filed_at > t
-                    && w.cancelled
-                        .as_ref()
-                        .is_none_or(|(c, _)| *c > w.grant.filed_at)
+                // Granted after the fact, and not withdrawn since.
+                w.grant.filed_at > t && w.cancelled.is_none()
             };
             if !eligible || !w.applies_to(who.0, who.1) {
                 continue;

@@ -239,12 +239,19 @@ impl fmt::Display for Rule {
 }
 
 /// One entry of the ledger, as evidence: which chain and which seq.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+///
+/// The label is shared (`Arc<str>`): one is made per event streamed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct EntryRef {
     /// The label of the ledger source (its directory name).
-    pub ledger: String,
+    #[serde(serialize_with = "ser_label")]
+    pub ledger: std::sync::Arc<str>,
     /// The entry's seq in that chain.
     pub seq: u64,
+}
+
+fn ser_label<S: serde::Serializer>(label: &std::sync::Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(label)
 }
 
 impl fmt::Display for EntryRef {

@@ -17,6 +17,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use proto::model::Entry;
 use store::journal::{JournalReader, Scan, StoredEntry};
@@ -84,7 +85,7 @@ impl Source {
                 Ok(SourceScan::Journal {
                     scan: reader.scan_time(from, to),
                     dir: dir.clone(),
-                    label: label.clone(),
+                    label: label.as_str().into(),
                 })
             }
         }
@@ -101,7 +102,7 @@ impl Source {
                 Ok(SourceScan::Journal {
                     scan: reader.scan_seq(0..=u64::MAX),
                     dir: dir.clone(),
-                    label: label.clone(),
+                    label: label.as_str().into(),
                 })
             }
         }
@@ -112,7 +113,7 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
     /// The source's label.
-    pub ledger: String,
+    pub ledger: Arc<str>,
     /// The stored record.
     pub stored: StoredEntry,
 }
@@ -137,7 +138,7 @@ impl Located {
     /// [`AuditError::Decode`] naming the ledger and seq.
     pub fn decode(&self) -> Result<Entry, AuditError> {
         proto::canonical::decode(&self.stored.canonical).map_err(|e| AuditError::Decode {
-            ledger: self.ledger.clone(),
+            ledger: self.ledger.to_string(),
             seq: self.stored.link.seq,
             reason: e.to_string(),
         })
@@ -154,7 +155,7 @@ pub enum SourceScan {
         /// The directory, for errors.
         dir: PathBuf,
         /// The label.
-        label: String,
+        label: Arc<str>,
     },
 }
 
@@ -166,7 +167,7 @@ impl Iterator for SourceScan {
             SourceScan::Journal { scan, dir, label } => Some(
                 scan.next()?
                     .map(|stored| Located {
-                        ledger: label.clone(),
+                        ledger: Arc::clone(label),
                         stored,
                     })
                     .map_err(AuditError::journal(dir.clone())),

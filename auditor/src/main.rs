@@ -405,10 +405,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
             cfg.tenant = Some(tenant.clone());
             cfg.vendor.clone_from(&vendor);
             let audit = audit::run(&ledger, cfg, opts)?;
-            let now = OffsetDateTime::now_utc();
-            let mut out = output(read.out.as_deref())?;
-            report::write(&audit, format, lang, now, &mut out)?;
-            out.flush().context("cannot write the report")?;
+            // Recorded before anything is handed out: no report without its trace.
             let scope = format!(
                 "tenant={tenant} vendor={} from={} to={}",
                 vendor.as_deref().unwrap_or("*"),
@@ -416,6 +413,10 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
                 read.to
             );
             record(&read, &tenant, "report", &scope)?;
+            let now = OffsetDateTime::now_utc();
+            let mut out = output(read.out.as_deref())?;
+            report::write(&audit, format, lang, now, &mut out)?;
+            out.flush().context("cannot write the report")?;
             let breach = audit.findings.iter().any(|f| f.severity > Severity::Info);
             Ok(if breach {
                 Outcome::Findings
@@ -430,6 +431,13 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
             format,
             bundle,
         } => {
+            if format != "csv" && format != "json" {
+                return Err(auditor::AuditError::arg(
+                    "format",
+                    format!("unknown format {format:?}: expected csv or json"),
+                )
+                .into());
+            }
             let (ledger, mut cfg, mut opts) = reading(&read)?;
             cfg.tenant.clone_from(&tenant);
             cfg.vendor = Some(vendor.clone());
@@ -438,11 +446,25 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
             opts.check_retention = false;
             let (from, to) = (cfg.from, cfg.to);
             let audit = audit::run(&ledger, cfg, opts)?;
+            // Recorded before anything is handed out: no export without its trace.
+            let scope = format!(
+                "vendor={vendor} tenant={} from={} to={}{}",
+                tenant.as_deref().unwrap_or("*"),
+                read.from,
+                read.to,
+                if bundle.is_some() { " bundle" } else { "" }
+            );
+            record(
+                &read,
+                tenant.as_deref().unwrap_or("*"),
+                "journal_export",
+                &scope,
+            )?;
             let mut out = output(read.out.as_deref())?;
-            match format.as_str() {
-                "csv" => auditor::export::journal_csv(&audit.sessions, &mut out)?,
-                "json" => auditor::export::journal_json(&audit.sessions, &mut out)?,
-                other => anyhow::bail!("unknown format {other:?}: expected csv or json"),
+            if format == "csv" {
+                auditor::export::journal_csv(&audit.sessions, &mut out)?;
+            } else {
+                auditor::export::journal_json(&audit.sessions, &mut out)?;
             }
             out.flush().context("cannot write the journal")?;
             if let Some(path) = &bundle {
@@ -463,19 +485,6 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
                     stats.redacted
                 );
             }
-            let scope = format!(
-                "vendor={vendor} tenant={} from={} to={}{}",
-                tenant.as_deref().unwrap_or("*"),
-                read.from,
-                read.to,
-                if bundle.is_some() { " bundle" } else { "" }
-            );
-            record(
-                &read,
-                tenant.as_deref().unwrap_or("*"),
-                "journal_export",
-                &scope,
-            )?;
             Ok(Outcome::Clean)
         }
     }

@@ -13,7 +13,8 @@
 //! account and address). Sessions that **start** in `[from, to)` are judged; events
 //! before `from` or after `to` only complete them. At the start: nominative identity,
 //! staff list, departure, shared account, declared resources, window or emergency. At the
-//! close: second factor (factors of the start, of `auth_success` events of the session),
+//! close: second factor (factors of the start, of `auth_success` events of the session or,
+//! within two minutes before the start, of the same account on the same source),
 //! end and overrun of the window, intervention report (any report filed, whenever, whose
 //! interval overlaps the session, within [`RuleConfig::report_slack`], naming the person
 //! or nobody).
@@ -135,6 +136,46 @@ pub struct Stats {
     pub sessions_dropped: u64,
 }
 
+/// Longest time between an authentication and the session start it opened.
+const AUTH_TO_SESSION: Duration = Duration::minutes(2);
+
+/// Values per tenant (or source) and per name (account, person), looked up without allocating.
+#[derive(Debug)]
+struct ByTenant<V>(HashMap<String, HashMap<String, V>>);
+
+impl<V> Default for ByTenant<V> {
+    fn default() -> Self {
+        ByTenant(HashMap::new())
+    }
+}
+
+impl<V: Default> ByTenant<V> {
+    fn get(&self, tenant: &str, name: &str) -> Option<&V> {
+        self.0.get(tenant)?.get(name)
+    }
+
+    fn entry(&mut self, tenant: &str, name: &str) -> &mut V {
+        if !self.0.contains_key(tenant) {
+            self.0.insert(tenant.to_owned(), HashMap::new());
+        }
+        let by_name = self.0.get_mut(tenant).expect("tenant inserted above");
+        if !by_name.contains_key(name) {
+            by_name.insert(name.to_owned(), V::default());
+        }
+        by_name.get_mut(name).expect("name inserted above")
+    }
+
+    /// Applies `keep` to the value; removes it when `keep` says so.
+    fn retain_in(&mut self, tenant: &str, name: &str, keep: impl FnOnce(&mut V) -> bool) {
+        if let Some(by_name) = self.0.get_mut(tenant)
+            && let Some(v) = by_name.get_mut(name)
+            && !keep(v)
+        {
+            by_name.remove(name);
+        }
+    }
+}
+
 /// An open session's address and start entry.
 type OpenStart = (Option<String>, EntryRef);
 
@@ -161,13 +202,16 @@ pub struct Engine<'d> {
     cache: OccurrenceCache,
     open: HashMap<(String, String), Open>,
     /// Open sessions per (tenant, account): address and start entry.
-    open_by_account: HashMap<(String, String), Vec<OpenStart>>,
+    open_by_account: ByTenant<Vec<OpenStart>>,
+    /// The last `auth_success` per (source, account): when, and its factors.
+    recent_auth: ByTenant<(Option<OffsetDateTime>, Vec<AuthFactor>)>,
     /// Factors of `auth_success` events waiting for their session's start.
     factors: HashMap<(String, String), (OffsetDateTime, Vec<AuthFactor>)>,
-    account_users: HashMap<(String, String), (String, EntryRef)>,
+    account_users: ByTenant<(String, EntryRef)>,
     reported: HashSet<(Rule, String, String, String)>,
     sources: HashMap<String, SourceState>,
-    persons: HashSet<(String, String)>,
+    persons: ByTenant<()>,
+    person_count: u64,
     findings: Vec<Finding>,
     /// Sessions closed since the last [`Engine::take_closed`].
     closed: Vec<SessionRecord>,
@@ -182,12 +226,14 @@ impl<'d> Engine<'d> {
             cfg,
             cache: OccurrenceCache::default(),
             open: HashMap::new(),
-            open_by_account: HashMap::new(),
+            open_by_account: ByTenant::default(),
             factors: HashMap::new(),
-            account_users: HashMap::new(),
+            recent_auth: ByTenant::default(),
+            account_users: ByTenant::default(),
             reported: HashSet::new(),
             sources: HashMap::new(),
-            persons: HashSet::new(),
+            persons: ByTenant::default(),
+            person_count: 0,
             findings: Vec::new(),
             closed: Vec::new(),
             stats: Stats::default(),
@@ -205,12 +251,12 @@ impl<'d> Engine<'d> {
     }
 
     /// Takes one event, in time order.
-    pub fn push(&mut self, at: EntryRef, e: &ConnectionEvent) {
+    pub fn push(&mut self, at: EntryRef, e: ConnectionEvent) {
         if self.cfg.tenant.as_deref().is_some_and(|t| t != e.tenant) {
             return;
         }
         self.stats.events += 1;
-        self.track_source(&at, e);
+        self.track_source(&at, &e);
         if self.stats.events.is_multiple_of(1 << 16) {
             // Factors whose session never started are forgotten after an hour.
             let horizon = e.received_at - Duration::hours(1);
@@ -224,9 +270,14 @@ impl<'d> Engine<'d> {
         {
             return;
         }
-        let key = session_key(e);
+        let key = session_key(&e);
         match e.kind {
             EventKind::AuthSuccess => {
+                if let Some(account) = e.account.as_deref().or(e.person.as_deref()) {
+                    let recent = self.recent_auth.entry(&e.source, account);
+                    recent.0 = Some(e.occurred_at);
+                    recent.1.clone_from(&e.factors);
+                }
                 if let Some(key) = key {
                     if let Some(open) = self.open.get_mut(&key) {
                         merge_factors(&mut open.record.factors, &e.factors);
@@ -246,16 +297,38 @@ impl<'d> Engine<'d> {
                 }
                 let mut factors = self.factors.remove(&key).map(|f| f.1).unwrap_or_default();
                 merge_factors(&mut factors, &e.factors);
+                // Sources that log the authentication and the session under different ids
+                // (sshd: `ip:port` for "Accepted", `sshd[pid]` for the PAM session): the
+                // factors of the account's authentication just before the start count.
+                if let Some(account) = e.account.as_deref().or(e.person.as_deref())
+                    && let Some((Some(at), f)) = self.recent_auth.get(&e.source, account)
+                    && *at <= e.occurred_at
+                    && e.occurred_at - *at <= AUTH_TO_SESSION
+                {
+                    merge_factors(&mut factors, f);
+                }
+                let start = e.occurred_at;
+                let source_addr = e.source_addr.map(|a| a.to_string());
+                let ConnectionEvent {
+                    tenant,
+                    source,
+                    vendor,
+                    person,
+                    account,
+                    target,
+                    protocol,
+                    ..
+                } = e;
                 let mut record = SessionRecord {
-                    tenant: e.tenant.clone(),
-                    source: e.source.clone(),
-                    vendor: e.vendor.clone(),
-                    person: e.person.clone(),
-                    account: e.account.clone(),
-                    source_addr: e.source_addr.map(|a| a.to_string()),
-                    target: e.target.clone(),
-                    protocol: e.protocol.clone(),
-                    start: e.occurred_at,
+                    tenant,
+                    source,
+                    vendor,
+                    person,
+                    account,
+                    source_addr,
+                    target,
+                    protocol,
+                    start,
                     end: None,
                     factors,
                     window: None,
@@ -263,14 +336,13 @@ impl<'d> Engine<'d> {
                     emergency: false,
                     entries: vec![at.clone()],
                 };
-                let judged = self.cfg.from <= e.occurred_at && e.occurred_at < self.cfg.to;
+                let judged = self.cfg.from <= start && start < self.cfg.to;
                 if judged {
                     self.judge_start(&at, &mut record);
                 }
                 if let Some(account) = &record.account {
                     self.open_by_account
-                        .entry((record.tenant.clone(), account.clone()))
-                        .or_default()
+                        .entry(&record.tenant, account)
                         .push((record.source_addr.clone(), at));
                 }
                 self.open.insert(key, Open { record, judged });
@@ -290,21 +362,28 @@ impl<'d> Engine<'d> {
     fn take_open(&mut self, key: &(String, String)) -> Option<Open> {
         let open = self.open.remove(key)?;
         if let Some(account) = &open.record.account {
-            let k = (open.record.tenant.clone(), account.clone());
-            if let Some(list) = self.open_by_account.get_mut(&k) {
-                list.retain(|(_, start)| *start != open.record.entries[0]);
-                if list.is_empty() {
-                    self.open_by_account.remove(&k);
-                }
-            }
+            let start = &open.record.entries[0];
+            self.open_by_account
+                .retain_in(&open.record.tenant, account, |list| {
+                    list.retain(|(_, s)| s != start);
+                    !list.is_empty()
+                });
         }
         Some(open)
     }
 
     fn track_source(&mut self, at: &EntryRef, e: &ConnectionEvent) {
         let in_range = self.cfg.from <= e.received_at && e.received_at < self.cfg.to;
-        let state = self.sources.entry(e.source.clone()).or_default();
-        state.tenant.clone_from(&e.tenant);
+        if !self.sources.contains_key(&e.source) {
+            self.sources
+                .insert(e.source.clone(), SourceState::default());
+        }
+        let Some(state) = self.sources.get_mut(&e.source) else {
+            return;
+        };
+        if state.tenant != e.tenant {
+            state.tenant.clone_from(&e.tenant);
+        }
         let skew = (e.received_at - e.occurred_at).whole_seconds();
         if in_range && skew.abs() > self.cfg.max_skew.whole_seconds() {
             state.skewed += 1;
@@ -367,8 +446,11 @@ impl<'d> Engine<'d> {
             self.findings.push(f);
             return;
         };
-        self.persons.insert((r.tenant.clone(), person.clone()));
-        self.stats.persons = self.persons.len() as u64;
+        if self.persons.get(&r.tenant, &person).is_none() {
+            *self.persons.entry(&r.tenant, &person) = ();
+            self.person_count += 1;
+            self.stats.persons = self.person_count;
+        }
         let empty = VendorDecls::default();
         let vd = vd.unwrap_or(&empty);
 
@@ -425,10 +507,9 @@ impl<'d> Engine<'d> {
 
         // Shared account: several persons, or concurrent sessions from several addresses.
         if let Some(account) = r.account.clone() {
-            let k = (r.tenant.clone(), account.clone());
-            match self.account_users.get(&k) {
+            match self.account_users.get(&r.tenant, &account) {
                 None => {
-                    self.account_users.insert(k, (person.clone(), at.clone()));
+                    *self.account_users.entry(&r.tenant, &account) = (person.clone(), at.clone());
                 }
                 Some((first, first_at)) if *first != person => {
                     if self.reported.insert((
@@ -446,7 +527,7 @@ impl<'d> Engine<'d> {
                 Some(_) => {
                     let concurrent = self
                         .open_by_account
-                        .get(&(r.tenant.clone(), account.clone()))
+                        .get(&r.tenant, &account)
                         .and_then(|list| list.iter().find(|(addr, _)| *addr != r.source_addr));
                     if let Some((addr, start)) = concurrent {
                         let mut f = self.finding(Rule::SharedAccount, r);
@@ -570,7 +651,7 @@ impl<'d> Engine<'d> {
 
     /// Closes what is open and returns every finding, in time order.
     pub fn finish(mut self) -> (Vec<Finding>, Vec<SessionRecord>, Stats) {
-        self.open_by_account.clear();
+        self.open_by_account = ByTenant::default();
         let mut open: Vec<Open> = self.open.drain().map(|(_, o)| o).collect();
         open.sort_by_key(|o| o.record.start);
         for o in open {
@@ -657,6 +738,210 @@ pub fn resource_matches(declared: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::model::{Declaration, DeclarationBody, Schedule, Window};
+    use time::macros::{date, datetime};
+
+    fn decl(seq: u64, filed_at: OffsetDateTime, body: DeclarationBody) -> (EntryRef, Declaration) {
+        (
+            EntryRef {
+                ledger: "decl".into(),
+                seq,
+            },
+            Declaration {
+                tenant: "chu".into(),
+                filed_by: "rssi".into(),
+                filed_at,
+                body,
+            },
+        )
+    }
+
+    /// A vendor with one person, a window open every day 00:00-24:00 and the given reports
+    /// (start, end, filed).
+    fn declarations(reports: &[(OffsetDateTime, OffsetDateTime, OffsetDateTime)]) -> Declarations {
+        let mut d = Declarations::default();
+        let t0 = datetime!(2026-01-01 0:00 UTC);
+        let mut all = vec![
+            decl(
+                0,
+                t0,
+                DeclarationBody::VendorRegistered {
+                    vendor: "acme".into(),
+                    name: "Acme".into(),
+                },
+            ),
+            decl(
+                1,
+                t0,
+                DeclarationBody::StaffList {
+                    vendor: "acme".into(),
+                    persons: vec![StaffMember {
+                        person: "ana@acme.fr".into(),
+                        last_name: "A".into(),
+                        first_name: "Ana".into(),
+                        email: "ana@acme.fr".into(),
+                        accounts: vec!["ana".into()],
+                        access_level: "admin".into(),
+                        resources: vec!["srv-*".into()],
+                        start_date: date!(2025 - 01 - 01),
+                    }],
+                },
+            ),
+            decl(
+                2,
+                t0,
+                DeclarationBody::WindowGranted(Window {
+                    id: "daily".into(),
+                    vendor: "acme".into(),
+                    reason: "r".into(),
+                    ticket: None,
+                    approver: "rssi".into(),
+                    persons: vec![],
+                    targets: vec![],
+                    schedule: Schedule::Recurring {
+                        zone: "Europe/Paris".into(),
+                        first_start_local: "2026-01-01T00:00".into(),
+                        duration_seconds: 86_400,
+                        rrule: "FREQ=DAILY".into(),
+                    },
+                }),
+            ),
+        ];
+        for (i, (start, end, filed)) in reports.iter().enumerate() {
+            all.push(decl(
+                10 + i as u64,
+                *filed,
+                DeclarationBody::InterventionReport {
+                    vendor: "acme".into(),
+                    window_id: None,
+                    started_at: *start,
+                    ended_at: *end,
+                    nature: "n".into(),
+                    persons: vec!["ana@acme.fr".into()],
+                },
+            ));
+        }
+        for (e, d2) in all {
+            d.add(e, d2);
+        }
+        d
+    }
+
+    fn session(
+        person: Option<&str>,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> Vec<ConnectionEvent> {
+        let ev = |kind, at| ConnectionEvent {
+            kind,
+            tenant: "chu".into(),
+            source: "bastion".into(),
+            vendor: Some("acme".into()),
+            person: person.map(Into::into),
+            account: Some("ana".into()),
+            target: Some("srv-1".into()),
+            protocol: Some("rdp".into()),
+            source_addr: None,
+            session_id: Some(format!("{start}")),
+            factors: vec![AuthFactor::Password, AuthFactor::HardwareKey],
+            occurred_at: at,
+            received_at: at,
+            raw: Vec::new(),
+        };
+        vec![
+            ev(EventKind::SessionStart, start),
+            ev(EventKind::SessionEnd, end),
+        ]
+    }
+
+    fn judge(d: &Declarations, events: Vec<ConnectionEvent>) -> Vec<Rule> {
+        let mut cfg = RuleConfig::new(
+            datetime!(2026-01-01 0:00 UTC),
+            datetime!(2026-12-31 0:00 UTC),
+        );
+        cfg.silent_after = Duration::days(400);
+        let mut engine = Engine::new(d, cfg);
+        for (i, e) in events.into_iter().enumerate() {
+            engine.push(
+                EntryRef {
+                    ledger: "ev".into(),
+                    seq: i as u64,
+                },
+                e,
+            );
+        }
+        engine.finish().0.iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn an_intervention_on_a_public_holiday_is_reported_the_same_day() {
+        // Tuesday 14 July 2026 (Fête nationale), 10:00-11:00 Paris: off-hours.
+        let (start, end) = (
+            datetime!(2026-07-14 8:00 UTC),
+            datetime!(2026-07-14 9:00 UTC),
+        );
+        let next_day = datetime!(2026-07-15 8:00 UTC);
+        let late = declarations(&[(start, end, next_day)]);
+        assert_eq!(
+            judge(&late, session(Some("ana@acme.fr"), start, end)),
+            [Rule::LateReport]
+        );
+        let same_day = declarations(&[(start, end, datetime!(2026-07-14 20:00 UTC))]);
+        assert_eq!(
+            judge(&same_day, session(Some("ana@acme.fr"), start, end)),
+            []
+        );
+        // The same hours on Wednesday 15 July, a working day: the next day is fine.
+        let (start, end) = (
+            datetime!(2026-07-15 8:00 UTC),
+            datetime!(2026-07-15 9:00 UTC),
+        );
+        let d = declarations(&[(start, end, datetime!(2026-07-16 8:00 UTC))]);
+        assert_eq!(judge(&d, session(Some("ana@acme.fr"), start, end)), []);
+        // Without any report.
+        assert_eq!(
+            judge(&declarations(&[]), session(Some("ana@acme.fr"), start, end)),
+            [Rule::MissingReport]
+        );
+    }
+
+    #[test]
+    fn factors_of_the_authentication_just_before_count_for_the_session() {
+        let (start, end) = (
+            datetime!(2026-07-15 8:00 UTC),
+            datetime!(2026-07-15 9:00 UTC),
+        );
+        let d = declarations(&[(start, end, end)]);
+        let mut events = session(Some("ana@acme.fr"), start, end);
+        for e in &mut events {
+            e.factors = vec![AuthFactor::Password];
+            e.session_id = Some("sshd[42]".into());
+        }
+        let mut auth = events[0].clone();
+        auth.kind = EventKind::AuthSuccess;
+        auth.session_id = Some("10.0.0.9:50000".into());
+        auth.factors = vec![AuthFactor::PublicKey, AuthFactor::Otp];
+        auth.occurred_at = start - Duration::seconds(3);
+        let mut with_auth = vec![auth.clone()];
+        with_auth.extend(events.clone());
+        assert_eq!(judge(&d, with_auth), []);
+        // Too long before: it does not count.
+        auth.occurred_at = start - Duration::minutes(10);
+        auth.received_at = auth.occurred_at;
+        let mut stale = vec![auth];
+        stale.extend(events);
+        assert_eq!(judge(&d, stale), [Rule::NoSecondFactor]);
+    }
+
+    #[test]
+    fn a_session_without_person_is_named_by_its_account_holder() {
+        let (start, end) = (
+            datetime!(2026-07-15 8:00 UTC),
+            datetime!(2026-07-15 9:00 UTC),
+        );
+        let d = declarations(&[(start, end, end)]);
+        assert_eq!(judge(&d, session(None, start, end)), []);
+    }
 
     #[test]
     fn resources_match_exactly_or_by_prefix() {

@@ -148,8 +148,8 @@ fn the_month_gives_exactly_the_expected_findings() {
         .find(|f| f.rule == Rule::AccountAfterDeparture)
         .expect("departure");
     assert_eq!(dep.entries.len(), 2);
-    assert_eq!(dep.entries[0].ledger, "events");
-    assert_eq!(dep.entries[1].ledger, "decl");
+    assert_eq!(&*dep.entries[0].ledger, "events");
+    assert_eq!(&*dep.entries[1].ledger, "decl");
     assert!(audit.findings.iter().all(|f| !f.entries.is_empty()));
 
     // Severities: the emergency is information; the young journal's coverage too.
