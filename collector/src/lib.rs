@@ -11,6 +11,8 @@
 //! - [`ingest`]: one message to one journal entry (tenant, profiles, unmapped events);
 //! - `http`: JSON batches over HTTPS, answered once durable, idempotent by event id;
 //! - [`pipeline`]: the bounded path to the journal and the durability answers;
+//! - [`retention`]: `collector retention`, its dry run and its application;
+//! - `replication`: the PostgreSQL replicator's task, metrics and shutdown;
 //! - [`server`]: listeners, authentication, connection handlers, graceful shutdown;
 //! - [`metrics`]: Prometheus metrics and their endpoint;
 //! - [`shutdown`]: the SIGTERM/SIGINT future the binary passes to [`server::run`].
@@ -23,6 +25,8 @@ pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 mod relp_conn;
+mod replication;
+pub mod retention;
 pub mod server;
 pub mod shutdown;
 mod syslog_conn;

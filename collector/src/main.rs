@@ -40,6 +40,13 @@ enum Command {
     Run(ServeArgs),
     /// Checks a configuration file (and the overrides given) without starting anything.
     CheckConfig(ServeArgs),
+    /// Brings the PostgreSQL schema up to date and creates the monthly partitions of this
+    /// month and the next three; prints the schema version before and after.
+    Migrate(PgArgs),
+    /// Retention: with --dry-run, prints which PostgreSQL partitions and journal segments
+    /// would go; without, applies it (the collector must be stopped: the journal's lock
+    /// tells): writes the retention-cut seals, drops the partitions, drops the segments.
+    Retention(RetentionArgs),
     /// Generates a development CA, a server certificate (localhost, 127.0.0.1) and one
     /// source certificate under DATA_DIR/dev-pki, and prints an rsyslog snippet.
     DevCerts {
@@ -79,6 +86,36 @@ struct ServeArgs {
     /// Overrides `metrics.listen`.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Overrides `postgresql.url` (turns replication on with default settings if the file
+    /// has no `[postgresql]`).
+    #[arg(long, env = "VIGIE_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
+}
+
+/// What `retention` works on.
+#[derive(Debug, clap::Args)]
+struct RetentionArgs {
+    #[command(flatten)]
+    pg: PgArgs,
+    /// Only print what would go.
+    #[arg(long)]
+    dry_run: bool,
+    /// Rolling months kept (default: `postgresql.retention_months`, else 18; less than
+    /// 18 is refused).
+    #[arg(long)]
+    retention_months: Option<u32>,
+}
+
+/// Where the PostgreSQL ledger is: a URL, or the configuration's `[postgresql]`.
+#[derive(Debug, clap::Args)]
+struct PgArgs {
+    /// The TOML configuration whose `[postgresql]` names the database (and whose
+    /// `data_dir` is the journal).
+    #[arg(long, short, env = "VIGIE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The PostgreSQL URL (wins over the configuration's).
+    #[arg(long, env = "VIGIE_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -108,6 +145,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(load_config(&args, &cli.data_dir)?)
         }
         Command::CheckConfig(args) => check_config(&args, &cli.data_dir),
+        Command::Migrate(args) => migrate(&args, &cli.data_dir),
+        Command::Retention(args) => retention(&args, &cli.data_dir),
         Command::DevCerts {
             source,
             syslog_port,
@@ -187,6 +226,7 @@ fn load_config(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<collector::c
         syslog_tcp_listen: args.syslog_tcp_listen.clone(),
         https_listen: args.https_listen.clone(),
         metrics_listen: args.metrics_listen,
+        postgres_url: args.postgres_url.clone(),
     })?;
     Ok(config)
 }
@@ -202,13 +242,108 @@ fn check_config(args: &ServeArgs, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: collector::config::Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The configuration (with `--data-dir` applied) if one is given, and the PostgreSQL URL
+/// from the flag or its `[postgresql]`.
+fn pg_target(
+    args: &PgArgs,
+    data_dir: &Path,
+) -> anyhow::Result<(Option<collector::config::Config>, Option<String>)> {
+    let config = match &args.config {
+        Some(path) => {
+            let mut config = collector::config::Config::load(path)?;
+            config.apply(collector::config::Overrides {
+                data_dir: data_dir_given().then(|| data_dir.to_path_buf()),
+                postgres_url: args.postgres_url.clone(),
+                ..collector::config::Overrides::default()
+            })?;
+            Some(config)
+        }
+        None => None,
+    };
+    let url = args.postgres_url.clone().or_else(|| {
+        config
+            .as_ref()
+            .and_then(|c| c.postgresql.as_ref())
+            .map(|p| p.url.clone())
+    });
+    Ok((config, url))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("collector")
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+        .context("cannot start the async runtime")
+}
+
+fn migrate(args: &PgArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let (_, url) = pg_target(args, data_dir)?;
+    let url = url.context(
+        "no PostgreSQL to migrate: give --postgres-url, or --config with a [postgresql] section",
+    )?;
+    runtime()?.block_on(async {
+        let (mut client, connection) = store::pg::connect(&url)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        let report = store::pg::migrate(&mut client)
+            .await
+            .context("cannot migrate the schema")?;
+        let created = store::pg::ensure_partitions(&client, time::OffsetDateTime::now_utc(), 3)
+            .await
+            .context("cannot create the monthly partitions")?;
+        drop(client);
+        let _ = connection.await;
+        if report.applied.is_empty() {
+            println!("schema version {} is current", report.to);
+        } else {
+            println!(
+                "schema migrated from version {} to {} (applied {:?})",
+                report.from, report.to, report.applied
+            );
+        }
+        let names: Vec<String> = created.iter().map(|m| m.partition_name()).collect();
+        if names.is_empty() {
+            println!("partitions: this month and the next three exist");
+        } else {
+            println!("partitions created: {}", names.join(", "));
+        }
+        Ok(())
+    })
+}
+
+fn retention(args: &RetentionArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let (config, url) = pg_target(&args.pg, data_dir)?;
+    let pg = config.as_ref().and_then(|c| c.postgresql.as_ref());
+    let months = args
+        .retention_months
+        .or(pg.map(|p| p.retention_months))
+        .unwrap_or(store::pg::MIN_RETENTION_MONTHS);
+    let policy = store::pg::RetentionPolicy::new(months)?;
+    let defaults = collector::config::PostgresqlConfig::new(String::new());
+    let limits = pg.unwrap_or(&defaults).replicator().limits;
+    let request = collector::retention::Request {
+        journal: match &config {
+            Some(c) => c.journal_config(),
+            None => JournalConfig::new(data_dir),
+        },
+        policy,
+        postgresql: url.map(|url| collector::retention::PgTarget { url, limits }),
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let outcome = runtime()?.block_on(async {
+        if args.dry_run {
+            collector::retention::dry_run(&request).await
+        } else {
+            collector::retention::apply(&request).await
+        }
+    })?;
+    print!("{outcome}");
+    Ok(())
+}
+
+fn serve(config: collector::config::Config) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
         let shutdown = collector::shutdown::signals().context("cannot install signal handlers")?;
         collector::server::run(config, shutdown).await?;
         Ok(())

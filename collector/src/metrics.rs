@@ -14,6 +14,8 @@
 //! | `vigie_last_event_timestamp_seconds` | source | reception time of its last event |
 //! | `vigie_journal_fsync_seconds` | | time of each group commit's `fdatasync` |
 //! | `vigie_journal_commit_entries` | | records made durable by one group commit |
+//! | `vigie_replication_lag_entries` | | journal entries not yet in PostgreSQL (`[postgresql]` only) |
+//! | `vigie_replication_connected` | | 1 while the replicator holds a working PostgreSQL session |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -55,6 +57,10 @@ pub struct Metrics {
     pub journal_fsync: Histogram,
     /// Records per journal group commit.
     pub journal_commit_entries: Histogram,
+    /// Journal entries not yet replicated to PostgreSQL.
+    pub replication_lag: IntGauge,
+    /// 1 while the replicator is connected to PostgreSQL, else 0.
+    pub replication_connected: IntGauge,
 }
 
 impl Default for Metrics {
@@ -168,8 +174,25 @@ impl Metrics {
             "Records made durable by one journal group commit.",
             vec![1.0, 2.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
         );
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let replication_lag = gauge(
+            "vigie_replication_lag_entries",
+            "Journal entries not yet replicated to PostgreSQL.",
+        );
+        let replication_connected = gauge(
+            "vigie_replication_connected",
+            "1 while the replicator holds a working PostgreSQL session, else 0.",
+        );
         Metrics {
             registry,
+            replication_lag,
+            replication_connected,
             journal_fsync,
             journal_commit_entries,
             accepted,

@@ -5,10 +5,12 @@
 //! ```text
 //! Server::bind(config)   open the journal (init it if the directory is empty), build TLS,
 //!                        bind listeners, start the journal pipeline
-//! Server::run(shutdown)  accept loops (one task per address) → one task per connection
+//! Server::run(shutdown)  accept loops (one task per address) → one task per connection;
+//!                        with [postgresql], the replicator (see `replication`)
 //!   shutdown resolves →  stop accepting; connections stop reading, wait until what they
 //!                        read is durable, answer it (RELP), close; the pipeline drains;
-//!                        the journal writes its closing seal, fsyncs and stops.
+//!                        the journal writes its closing seal, fsyncs and stops; the
+//!                        replicator copies what is left (bounded wait) and stops.
 //! ```
 //!
 //! Every spawned task is tracked and awaited. One bad connection never stops a listener:
@@ -37,6 +39,7 @@ use crate::http::{self, Dedup, HttpCtx};
 use crate::ingest::{Source, Sources};
 use crate::metrics::{self, Metrics};
 use crate::pipeline::Pipeline;
+use crate::replication::Replication;
 use crate::tls::{self, TlsError};
 use crate::{relp_conn, syslog_conn};
 
@@ -339,6 +342,10 @@ impl Server {
         let stop = CancellationToken::new();
         let fatal = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let replication = config
+            .postgresql
+            .as_ref()
+            .map(|pg| Replication::start(pg, journal.clone(), &metrics));
         let (pipeline, submitter) = Pipeline::start(
             journal.clone(),
             config.journal.ingest_queue_depth,
@@ -406,9 +413,17 @@ impl Server {
             .await
             .map_err(|_| ServerError::Task("journal submitter"))?;
         let dir = config.data_dir.clone();
+        let head = journal.clone();
         let closed = tokio::task::spawn_blocking(move || journal.close())
             .await
             .map_err(|_| ServerError::Task("journal close"))?;
+        if let Some(replication) = replication {
+            replication
+                .stop(head.head().next_seq)
+                .await
+                .map_err(ServerError::Task)?;
+        }
+        drop(head);
         match closed {
             Ok(()) if !fatal.is_cancelled() => {
                 tracing::info!(dir = %dir.display(), "journal sealed and closed");

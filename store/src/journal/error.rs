@@ -122,6 +122,14 @@ pub enum JournalError {
     /// The writer thread panicked.
     #[error("journal writer thread panicked")]
     WriterPanicked,
+    /// A retention cut or a segment drop is refused; nothing was written or deleted.
+    #[error("journal retention refused at seq {seq}: {what}")]
+    Retention {
+        /// The cut (first seq kept) asked for or implied.
+        seq: u64,
+        /// Why.
+        what: String,
+    },
 }
 
 /// What is wrong with a record.

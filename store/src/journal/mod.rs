@@ -17,8 +17,9 @@
 //!   ([`proto::canonical::encode`]), digested on their own thread; the writer thread gives
 //!   seq, epoch and MAC ([`proto::chain::ChainWriter`]). Seals are written by the writer
 //!   only: every `seal_interval` if an entry came since the last seal (an idle journal does
-//!   not grow), on [`Journal::seal_now`] and on [`Journal::close`]. Once a seal is durable
-//!   the state file is rewritten with the ratcheted key, so the sealed epoch's key is gone.
+//!   not grow), on [`Journal::seal_now`], on [`Journal::seal_retention_cut`] and on
+//!   [`Journal::close`]. Once a seal is durable the state file is rewritten with the
+//!   ratcheted key, so the sealed epoch's key is gone.
 //! - **Recovery never skips silently** (see [`recovery`](self#recovery)).
 //!
 //! # On disk
@@ -71,6 +72,19 @@
 //! state file); a key **ahead** of the journal means entries the key saw are gone, and
 //! the writer refuses to start ([`JournalError::KeyAhead`]).
 //!
+//! # Retention
+//!
+//! Old segments go only behind a retention-cut seal (the drawing is in `retention.rs`):
+//! [`Journal::seal_retention_cut`] writes
+//! `RetentionCut { cut_seq, cut_prev_mac, cut_epoch }` through the writer thread, and
+//! [`Journal::drop_segments_before`] deletes whole closed segments, oldest first, only
+//! when the journal holds a retention-cut seal whose `cut_seq` is the first seq of the
+//! first segment kept. The journal then starts after seq 0 and still verifies on its own:
+//! `proto::verify` takes the first record for the cut and checks it against the seal.
+//! Recovery and readers take the first segment's `first_seq` as the start.
+//! [`Journal::seal_retention_cut_as`] writes the cut another ledger of the chain asks for
+//! (PostgreSQL cuts at partition boundaries, possibly where the journal no longer reaches).
+//!
 //! A torn write at power loss can persist a later page of the last, unacknowledged batch
 //! but not an earlier one: recovery then sees a valid record after a bad one and reports
 //! corruption rather than guess (no acknowledged entry is ever dropped quietly). Bit rot
@@ -85,6 +99,7 @@ mod index;
 mod keys;
 mod reader;
 mod recovery;
+mod retention;
 mod writer;
 
 #[cfg(test)]
@@ -107,6 +122,7 @@ pub use files::VERIFIER_FILE;
 pub use format::MAX_ENTRY_BYTES_LIMIT;
 pub use keys::{VerifierKeys, init};
 pub use reader::{JournalReader, Scan};
+pub use retention::DroppedSegments;
 
 use error::io;
 use files::{DATA_MODE, LOCK_FILE};
@@ -501,6 +517,7 @@ impl Journal {
         self.check_open()?;
         let (tx, rx) = sync_channel(1);
         self.send(Request::Seal {
+            kind: proto::model::SealKind::Checkpoint,
             done: Box::new(move |r| {
                 let _ = tx.send(r);
             }),

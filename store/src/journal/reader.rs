@@ -68,6 +68,14 @@ impl JournalReader {
         }
     }
 
+    /// The first seq of each segment, in order (the last is the one being written).
+    ///
+    /// # Errors
+    /// [`JournalError::Io`], [`JournalError::SegmentName`].
+    pub fn segment_first_seqs(&self) -> Result<Vec<u64>, JournalError> {
+        super::retention::first_seqs(&self.dir)
+    }
+
     /// The chain's identifier (from the segment headers).
     pub fn chain_id(&self) -> [u8; 16] {
         self.chain_id

@@ -45,7 +45,9 @@ pub(crate) enum Request {
         entries: Vec<Prepared>,
         done: Reply<Vec<Link>>,
     },
+    /// A seal of `kind` (a checkpoint, or a retention cut checked by the handle).
     Seal {
+        kind: SealKind,
         done: Reply<Link>,
     },
     Close {
@@ -57,7 +59,7 @@ impl Request {
     fn fail(self, error: impl Fn() -> JournalError) {
         match self {
             Request::Append { done, .. } => done(Err(error())),
-            Request::Seal { done } => done(Err(error())),
+            Request::Seal { done, .. } => done(Err(error())),
             Request::Close { done } => done(Err(error())),
         }
     }
@@ -267,7 +269,7 @@ impl Writer {
         let mut flow = Flow::Continue;
         for (request, outcome) in later {
             match (request, outcome) {
-                (Request::Seal { done }, Outcome::Link(link)) => done(Ok(link)),
+                (Request::Seal { done, .. }, Outcome::Link(link)) => done(Ok(link)),
                 (Request::Close { done }, _) => {
                     done(Ok(()));
                     flow = Flow::Stop;
@@ -292,12 +294,13 @@ impl Writer {
                     }
                     Outcome::Links(links)
                 }
-                Request::Seal { .. } | Request::Close { .. } => Outcome::Link(self.place_seal()?),
+                Request::Seal { kind, .. } => Outcome::Link(self.place_seal(kind.clone())?),
+                Request::Close { .. } => Outcome::Link(self.place_seal(SealKind::Checkpoint)?),
             };
             outcomes.push(outcome);
         }
         if self.dirty && self.next_seal.is_some_and(|at| Instant::now() >= at) {
-            self.place_seal()?;
+            self.place_seal(SealKind::Checkpoint)?;
         }
         self.flush()
     }
@@ -311,11 +314,11 @@ impl Writer {
         Ok(link)
     }
 
-    /// Places a checkpoint seal; the key ratchets.
-    fn place_seal(&mut self) -> Result<Link, JournalError> {
+    /// Places a seal (checkpoint or retention cut); the key ratchets.
+    fn place_seal(&mut self, kind: SealKind) -> Result<Link, JournalError> {
         self.reserve(format::record_bytes(MAX_SEAL_BYTES))?;
         let now = OffsetDateTime::now_utc();
-        let (bytes, link) = self.chain.seal(SealKind::Checkpoint, now);
+        let (bytes, link) = self.chain.seal(kind, now);
         let nanos = i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX);
         self.push_record(&link, nanos, &bytes);
         self.dirty = false;

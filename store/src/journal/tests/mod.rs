@@ -5,6 +5,7 @@ mod corruption;
 mod crash;
 mod model;
 mod readers;
+mod retention;
 mod writing;
 
 use std::collections::BTreeMap;
