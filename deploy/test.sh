@@ -10,7 +10,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-packages=(rsyslog rsyslog-gnutls rsyslog-relp)
+packages=(rsyslog rsyslog-gnutls rsyslog-relp chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,15 +10,21 @@
 //! - [`report`]: conformance reports (JSON, CSV, self-contained HTML with an SVG timeline);
 //! - [`export`]: a vendor's connection journal and the redacted bundle that verifies
 //!   offline; [`verify`]: verification of a journal or a bundle;
+//! - [`http`]: the HTTP API (JSON) and the [`pages`], with access by role ([`access`]),
+//!   configured by [`config`] (`auditor serve`);
 //! - [`progress`], [`time_fmt`]: progress on a terminal, Paris local time.
 
+pub mod access;
 pub mod audit;
+pub mod config;
 pub mod declare;
 pub mod decls;
 pub mod error;
 pub mod export;
 pub mod finding;
+pub mod http;
 pub mod ledger;
+pub mod pages;
 pub mod progress;
 pub mod report;
 pub mod rules;

@@ -85,6 +85,22 @@ enum Command {
         #[arg(long)]
         bundle: Option<PathBuf>,
     },
+    /// Serves the HTTP API and the pages (HTTPS) until interrupted (SIGINT, SIGTERM).
+    Serve {
+        /// The configuration file (see deploy/auditor.toml).
+        #[arg(
+            long,
+            env = "VIGIE_AUDITOR_CONFIG",
+            default_value = "/etc/vigie/auditor.toml"
+        )]
+        config: PathBuf,
+        /// Serve plain HTTP instead of HTTPS: refused unless `listen` is a loopback
+        /// address (tests, or behind a local TLS-terminating proxy).
+        #[arg(long)]
+        insecure_loopback: bool,
+    },
+    /// Prints the SHA-256 of a token read from standard input, for the users file.
+    TokenHash,
 }
 
 #[derive(Debug, Args)]
@@ -334,8 +350,68 @@ fn output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     })
 }
 
+fn serve(config: &Path, insecure_loopback: bool) -> anyhow::Result<Outcome> {
+    let config = auditor::config::Config::read(config)?;
+    let transport = auditor::http::Transport::from_config(&config, insecure_loopback)?;
+    let listen = config.listen;
+    let app = auditor::http::App::new(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr().context("no local address")?;
+        tracing::warn!(%addr, tls = !insecure_loopback, "auditor serving");
+        eprintln!("listening on {addr}");
+        auditor::http::run(listener, transport, app, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(Outcome::Clean)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 fn run(command: Command) -> anyhow::Result<Outcome> {
     match command {
+        Command::Serve {
+            config,
+            insecure_loopback,
+        } => serve(&config, insecure_loopback),
+        Command::TokenHash => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("cannot read the token")?;
+            let token = token.trim_end_matches(['\n', '\r']);
+            if token.is_empty() {
+                return Err(auditor::AuditError::arg("token", "empty").into());
+            }
+            println!("{}", auditor::access::token_sha256_hex(token));
+            Ok(Outcome::Clean)
+        }
         Command::Verify {
             journal,
             key,

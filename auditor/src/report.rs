@@ -379,6 +379,15 @@ fn html(audit: &Audit, lang: Lang, generated_at: OffsetDateTime) -> String {
 
 const MAX_ROWS: usize = 60;
 
+/// The report's timeline alone (an inline SVG with its legend, in a `div`), for pages.
+pub fn timeline_html(audit: &Audit, lang: Lang) -> String {
+    let l = match lang {
+        Lang::Fr => &FR,
+        Lang::En => &EN,
+    };
+    timeline_svg(audit, l)
+}
+
 fn timeline_svg(audit: &Audit, l: &Labels) -> String {
     let (from, to) = (audit.config.from, audit.config.to);
     let span = (to - from).as_seconds_f64().max(1.0);

@@ -1,0 +1,198 @@
+//! The configuration of `auditor serve` (TOML, unknown fields refused); the example with
+//! every field is `deploy/auditor.toml`.
+//!
+//! ```toml
+//! listen = "0.0.0.0:8443"
+//! [tls]                      # HTTPS (rustls, ring); plain HTTP only with
+//! cert_file = "…"            # `--insecure-loopback`, on a loopback address
+//! key_file = "…"
+//! [limits]                   # every field has a default
+//! max_body_bytes = 1048576
+//! [ledger]
+//! declarations = "/var/lib/vigie/auditor"
+//! events = ["/var/lib/vigie/data"]
+//! [[users]]
+//! name = "rssi.dupont"
+//! token_sha256 = "<64 hex digits>"
+//! role = "rssi"
+//! tenants = ["chu-lyon"]
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::UserConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The server certificate and key (required unless serving plain HTTP on loopback).
+    pub tls: Option<TlsFiles>,
+    /// Bounds on requests.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Where the ledger is read from and written to.
+    pub ledger: LedgerConfig,
+    /// Rule settings.
+    #[serde(default)]
+    pub rules: RulesConfig,
+    /// The users (see [`crate::access`]).
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+/// The server certificate chain and key, PEM files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert_file: PathBuf,
+    /// Private key.
+    pub key_file: PathBuf,
+}
+
+/// Bounds on requests and work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Time to complete the TLS handshake (default 10 s).
+    pub handshake_timeout_ms: u64,
+    /// Time to receive a request's headers (default 10 s).
+    pub header_timeout_ms: u64,
+    /// Time to receive a request's body (default 10 s).
+    pub body_timeout_ms: u64,
+    /// Time to answer once the request is read (default 120 s): 503 past it.
+    pub request_timeout_ms: u64,
+    /// Reports, journals and bundles computed at once; others wait (default 2).
+    pub max_concurrent_runs: usize,
+    /// Connections served at once; others wait in the accept queue (default 256).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            handshake_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            request_timeout_ms: 120_000,
+            max_concurrent_runs: 2,
+            max_connections: 256,
+        }
+    }
+}
+
+/// The ledger's chains.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The auditor's own journal: declarations, and the record of every access.
+    pub declarations: PathBuf,
+    /// The collectors' journals of connection events.
+    pub events: Vec<PathBuf>,
+    /// Verifier key files (`K_0` and public key) per journal, for chain checks and
+    /// `GET /api/v1/verify`; a journal without one here uses `verifier.key` in its own
+    /// directory.
+    #[serde(default)]
+    pub verifier_keys: Vec<KeyFile>,
+}
+
+/// A journal and its verifier key file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// The journal's directory.
+    pub journal: PathBuf,
+    /// Its verifier key file.
+    pub key: PathBuf,
+}
+
+impl LedgerConfig {
+    /// The verifier key file of `journal`.
+    pub fn key_of(&self, journal: &Path) -> PathBuf {
+        self.verifier_keys
+            .iter()
+            .find(|k| k.journal == journal)
+            .map_or_else(
+                || journal.join(store::journal::VERIFIER_FILE),
+                |k| k.key.clone(),
+            )
+    }
+}
+
+/// Rule settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Largest clock skew accepted (default 300 s).
+    pub max_skew_seconds: i64,
+    /// A source silent longer than this is reported (default 24 h).
+    pub silent_after_hours: i64,
+    /// Period of the pages when none is asked for (default 30 days back from now).
+    pub page_days: i64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            max_skew_seconds: 300,
+            silent_after_hours: 24,
+            page_days: 30,
+        }
+    }
+}
+
+/// Why the configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is invalid.
+    #[error("{}: {reason}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why, with the line.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the configuration file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file (and the line, for TOML errors).
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|reason| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Parses a configuration text.
+    ///
+    /// # Errors
+    /// The TOML error's message.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
