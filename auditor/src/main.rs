@@ -43,6 +43,10 @@ enum Command {
         /// Verify this export bundle instead of a journal.
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// Verify the chain as this PostgreSQL database holds it (the chain named by
+        /// --key) instead of a journal.
+        #[arg(long, env = "VIGIE_POSTGRES_URL", conflicts_with = "bundle")]
+        postgres_url: Option<String>,
     },
     /// Files a declaration into the auditor's ledger.
     Declare {
@@ -416,8 +420,25 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
             journal,
             key,
             bundle,
+            postgres_url,
         } => {
             let mut out = std::io::stdout().lock();
+            if let Some(url) = postgres_url {
+                let [key] = key.as_slice() else {
+                    return Err(auditor::AuditError::arg(
+                        "key",
+                        "--postgres-url needs exactly one --key: the chain's verifier key",
+                    )
+                    .into());
+                };
+                let report = verify_postgres(&url, key)?;
+                auditor::verify::print(&report, &mut out).context("cannot print the report")?;
+                return Ok(if report.is_intact() {
+                    Outcome::Clean
+                } else {
+                    Outcome::Findings
+                });
+            }
             if let Some(bundle) = bundle {
                 let keys = key
                     .iter()
@@ -747,5 +768,29 @@ fn declaration(what: Declare) -> anyhow::Result<Vec<(Origin, DeclarationBody)>> 
                 persons,
             },
         )],
+    })
+}
+
+/// Verifies the chain of `key` as the PostgreSQL database at `url` holds it.
+fn verify_postgres(url: &str, key: &std::path::Path) -> anyhow::Result<proto::verify::Report> {
+    let keys = store::journal::VerifierKeys::read(key)
+        .with_context(|| format!("cannot read the verifier key {}", key.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let (client, connection) = store::pg::connect(url)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        store::pg::require_current(&client)
+            .await
+            .context("PostgreSQL's schema")?;
+        let report = store::pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
+            .await
+            .with_context(|| format!("cannot read chain {}", hex::encode(keys.chain_id)))?;
+        drop(client);
+        connection.abort();
+        Ok(report)
     })
 }
