@@ -10,16 +10,16 @@
 //! **Roles**, each with a list of tenants (establishments); `*` means every tenant:
 //!
 //! ```text
-//! role       report  pages  journal  bundle       declarations  verify
-//! rssi       own     own    own      only with *  own           yes
-//! auditor    listed  listed no       no           no            yes
-//! declarant  no      no     no       no           listed        no
+//! role       report  pages  journal+bundle  declarations  verify
+//! rssi       own     own    own             own           yes
+//! auditor    listed  listed no              no            yes
+//! declarant  no      no     no              listed        no
 //! ```
 //!
-//! An export bundle carries the vendor's entries of **every** tenant (it is vendor-scoped,
-//! see [`crate::export::write_bundle`]), so it is served only to an RSSI whose scope is
-//! `*` (a group-level RSSI). A source certificate has nothing to do here: an unknown token
-//! (a source's, or any other) is refused with 403 on everything.
+//! A bundle served for a tenant holds in full only that tenant's entries of the vendor
+//! (the rest as digests, see [`crate::export::BundleScope`]). A source certificate has
+//! nothing to do here: an unknown token (a source's, or any other) is refused with 403 on
+//! everything.
 
 use std::collections::HashMap;
 
@@ -83,8 +83,6 @@ pub enum Action<'a> {
     Pages(&'a str),
     /// A vendor's journal in a tenant.
     Journal(&'a str),
-    /// An export bundle (every tenant of the vendor).
-    Bundle,
     /// Filing declarations for a tenant.
     Declare(&'a str),
     /// Verifying the chains.
@@ -96,17 +94,12 @@ impl User {
         self.tenants.iter().any(|t| t == "*" || t == tenant)
     }
 
-    fn all_tenants(&self) -> bool {
-        self.tenants.iter().any(|t| t == "*")
-    }
-
     /// Whether the user may do `action`.
     pub fn may(&self, action: Action<'_>) -> bool {
         match (self.role, action) {
             (Role::Rssi, Action::Report(t) | Action::Pages(t) | Action::Journal(t)) => {
                 self.covers(t)
             }
-            (Role::Rssi, Action::Bundle) => self.all_tenants(),
             (Role::Rssi | Role::Declarant, Action::Declare(t)) => self.covers(t),
             (Role::Rssi | Role::Auditor, Action::Verify) => true,
             (Role::Auditor, Action::Report(t) | Action::Pages(t)) => self.covers(t),
@@ -291,9 +284,9 @@ mod tests {
         let get = |t: &str| user(users.authenticate(Some(&format!("Bearer tok-{t}"))));
         let (rssi, group, aud, decl) = (get("rssi"), get("group"), get("aud"), get("decl"));
         assert!(rssi.may(Action::Report("chu-lyon")) && !rssi.may(Action::Report("chu-nice")));
-        assert!(rssi.may(Action::Journal("chu-lyon")) && !rssi.may(Action::Bundle));
+        assert!(rssi.may(Action::Journal("chu-lyon")) && !rssi.may(Action::Journal("x")));
         assert!(rssi.may(Action::Declare("chu-lyon")) && !rssi.may(Action::Declare("x")));
-        assert!(group.may(Action::Bundle) && group.may(Action::Pages("any")));
+        assert!(group.may(Action::Journal("any")) && group.may(Action::Pages("any")));
         assert!(aud.may(Action::Report("x")) && aud.may(Action::Pages("x")));
         assert!(!aud.may(Action::Journal("x")) && !aud.may(Action::Declare("x")));
         assert!(decl.may(Action::Declare("chu-lyon")) && !decl.may(Action::Report("chu-lyon")));

@@ -128,6 +128,9 @@ pub struct BundleHeader {
     pub version: u32,
     /// The vendor exported.
     pub vendor: String,
+    /// The establishment whose entries are in full (absent: every establishment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Start of the range (RFC 3339).
     pub from: String,
     /// End of the range (RFC 3339).
@@ -163,22 +166,40 @@ pub struct BundleStats {
     pub redacted: u64,
 }
 
-/// Writes the export bundle of `vendor` over `[from, to)`.
+/// What an export bundle holds in full.
+#[derive(Debug, Clone, Copy)]
+pub struct BundleScope<'a> {
+    /// The vendor exported.
+    pub vendor: &'a str,
+    /// Only this establishment's entries in full (an RSSI's bundle); `None`: every one.
+    pub tenant: Option<&'a str>,
+    /// Start of the range (received time).
+    pub from: OffsetDateTime,
+    /// End of the range (excluded).
+    pub to: OffsetDateTime,
+}
+
+/// Writes the export bundle of `scope` (made at `made_at`).
 ///
 /// # Errors
 /// [`AuditError`] when a source cannot be read or the output written.
 pub fn write_bundle(
     ledger: &Ledger,
-    vendor: &str,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
+    scope: BundleScope<'_>,
     made_at: OffsetDateTime,
     out: &mut impl Write,
 ) -> Result<BundleStats, AuditError> {
+    let BundleScope {
+        vendor,
+        tenant,
+        from,
+        to,
+    } = scope;
     let header = BundleHeader {
         bundle: "vigie-export".into(),
         version: 1,
         vendor: vendor.into(),
+        tenant: tenant.map(str::to_owned),
         from: rfc3339(from),
         to: rfc3339(to),
         made_at: rfc3339(made_at),
@@ -218,11 +239,15 @@ pub fn write_bundle(
             let in_range = from <= s.received_at && s.received_at < to;
             let full = match located.tag() {
                 TAG_SEAL => true,
-                TAG_EVENT | TAG_DECLARATION if in_range => match located.decode()? {
-                    Entry::Event(e) => e.vendor.as_deref() == Some(vendor),
-                    Entry::Declaration(d) => d.body.vendor() == Some(vendor),
-                    Entry::Seal(_) => true,
-                },
+                TAG_EVENT | TAG_DECLARATION if in_range => {
+                    let entry = located.decode()?;
+                    let ours = match &entry {
+                        Entry::Event(e) => e.vendor.as_deref() == Some(vendor),
+                        Entry::Declaration(d) => d.body.vendor() == Some(vendor),
+                        Entry::Seal(_) => true,
+                    };
+                    ours && tenant.is_none_or(|t| entry.tenant().is_none_or(|et| et == t))
+                }
                 _ => false,
             };
             let rec = RecordLine {

@@ -568,9 +568,12 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
                 let mut file = output(Some(path))?;
                 let stats = auditor::export::write_bundle(
                     &ledger,
-                    &vendor,
-                    from,
-                    to,
+                    auditor::export::BundleScope {
+                        vendor: &vendor,
+                        tenant: tenant.as_deref(),
+                        from,
+                        to,
+                    },
                     OffsetDateTime::now_utc(),
                     &mut file,
                 )?;

@@ -69,9 +69,12 @@ fn journal_and_bundle_verify_offline_and_disclose_only_the_vendor() {
     let mut file = std::fs::File::create(&bundle).expect("create");
     let stats = auditor::export::write_bundle(
         &ledger(&m),
-        "biolab",
-        t("2026-03-01T00:00"),
-        t("2026-04-01T00:00"),
+        auditor::export::BundleScope {
+            vendor: "biolab",
+            tenant: None,
+            from: t("2026-03-01T00:00"),
+            to: t("2026-04-01T00:00"),
+        },
         t("2026-04-02T09:00"),
         &mut file,
     )
