@@ -2,6 +2,7 @@
 //! check the chains' integrity and retention coverage, and gather the findings.
 
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use proto::model::Entry;
 use proto::verify::{Verifier, VerifyKeys};
@@ -11,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 use crate::decls::Declarations;
 use crate::error::AuditError;
 use crate::finding::{EntryRef, Finding, Rule, Severity};
-use crate::ledger::{Merged, Source, TAG_EVENT};
+use crate::ledger::{Located, Merged, Source, SourceScan, TAG_EVENT};
 use crate::progress::Progress;
 use crate::rules::{Engine, RuleConfig, SessionRecord, Stats, sort_findings};
 
@@ -84,71 +85,63 @@ pub struct Audit {
 
 /// Runs the rules over the ledger.
 ///
+/// Three threads share the work: one reads the event records (in batches through a
+/// bounded channel), the caller's decodes them and runs the rule engine, and one verifies
+/// the chains and their retention meanwhile. The outcome is the same as running them one after the other.
+///
 /// # Errors
 /// [`AuditError`] when a source cannot be read or an entry decoded.
 pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, AuditError> {
     let declarations = Declarations::load(&ledger.declarations)?;
-    let mut damaged = Vec::new();
-    let (mut findings, sessions, stats) = {
-        let mut engine = Engine::new(&declarations, cfg.clone());
-        let scans = ledger
-            .events
-            .iter()
-            .map(|s| s.scan_time(cfg.from - Duration::days(1), cfg.to + Duration::days(2)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut progress = Progress::new("checking", None);
-        let mut read = 0u64;
-        for located in Merged::new(scans) {
-            let located = match located {
-                Ok(l) => l,
-                // Damage the store's checksums catch is evidence: a finding, not an abort.
-                Err(AuditError::Journal {
-                    dir,
-                    source: e @ (JournalError::Corrupt { .. } | JournalError::BadHeader { .. }),
-                }) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "journal damaged");
-                    if !opts.check_chains {
-                        let label = Source::journal(&dir).label().to_owned();
-                        let mut f = Finding::new(
-                            Rule::ChainBroken,
-                            cfg.tenant.as_deref().unwrap_or("*"),
-                            cfg.to,
-                        );
-                        f.facts.other = Some(label);
-                        f.facts.note = Some(e.to_string());
-                        damaged.push(f);
-                    }
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            read += 1;
-            if opts.progress {
-                let into = (located.stored.received_at - cfg.from).as_seconds_f64();
-                progress.tick_at(read, Some(into / (cfg.to - cfg.from).as_seconds_f64()));
-            }
-            if located.tag() != TAG_EVENT {
-                continue;
-            }
-            if let Entry::Event(e) = located.decode()? {
-                engine.push(located.entry_ref(), e);
-            }
-        }
-        if opts.progress {
-            progress.done(read);
-        }
-        engine.finish()
-    };
-    findings.append(&mut damaged);
+    let scans = ledger
+        .events
+        .iter()
+        .map(|s| s.scan_time(cfg.from - Duration::days(1), cfg.to + Duration::days(2)))
+        .collect::<Result<Vec<_>, _>>()?;
     let tenant = cfg.tenant.clone().unwrap_or_else(|| "*".into());
-    for source in ledger.all_sources() {
-        if opts.check_chains {
-            findings.extend(chain_findings(ledger, source, &tenant, cfg.to)?);
+    let (engine_out, integrity) = std::thread::scope(|scope| {
+        let integrity = scope.spawn(|| integrity_findings(ledger, &tenant, cfg.to, opts));
+        let (tx, rx) = mpsc::sync_channel::<Vec<Read>>(READ_QUEUE_BATCHES);
+        let reader = scope.spawn(|| read_events(scans, &cfg, opts, tx));
+        let mut engine = Engine::new(&declarations, cfg.clone());
+        let mut damaged = Vec::new();
+        let mut decode_error = None;
+        for batch in rx.iter() {
+            if decode_error.is_some() {
+                break;
+            }
+            for read in batch {
+                match read {
+                    Read::Event(located) => match located.decode() {
+                        Ok(Entry::Event(e)) => engine.push(located.entry_ref(), e),
+                        Ok(_) => {}
+                        Err(e) => {
+                            decode_error = Some(e);
+                            break;
+                        }
+                    },
+                    Read::Damaged(f) => damaged.push(f),
+                }
+            }
         }
-        if opts.check_retention {
-            findings.extend(retention_finding(source, &tenant, cfg.to)?);
-        }
-    }
+        // Dropping the receiver stops the reading thread at its next batch.
+        drop(rx);
+        // The first error in the stream's order: a record that does not decode comes
+        // before anything the reader met after it.
+        let read = join(reader);
+        let read = match decode_error {
+            Some(e) => Err(e),
+            None => read,
+        };
+        let engine_out = read.map(|()| {
+            let (mut findings, sessions, stats) = engine.finish();
+            findings.append(&mut damaged);
+            (findings, sessions, stats)
+        });
+        (engine_out, join(integrity))
+    });
+    let (mut findings, sessions, stats) = engine_out?;
+    findings.extend(integrity?);
     sort_findings(&mut findings);
     Ok(Audit {
         declarations,
@@ -157,6 +150,107 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
         stats,
         config: cfg,
     })
+}
+
+/// Batches of records waiting for the rule engine.
+const READ_QUEUE_BATCHES: usize = 8;
+/// Events per batch handed from the reading thread to the rule engine.
+const READ_BATCH_EVENTS: usize = 1024;
+
+/// What the reading thread hands to the rule engine.
+enum Read {
+    /// A connection event's record, in time order (decoded by the engine's thread: what
+    /// is allocated there is freed there).
+    Event(Located),
+    /// Damage a journal's checksums caught, as a finding (without the chain check).
+    Damaged(Finding),
+}
+
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    match handle.join() {
+        Ok(t) => t,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Reads the event records of the scans merged by time and sends them in batches;
+/// stops at the first error that is not damage (or when the engine is gone).
+fn read_events(
+    scans: Vec<SourceScan>,
+    cfg: &RuleConfig,
+    opts: RunOptions,
+    tx: mpsc::SyncSender<Vec<Read>>,
+) -> Result<(), AuditError> {
+    let mut progress = Progress::new("checking", None);
+    let mut read = 0u64;
+    let mut batch = Vec::with_capacity(READ_BATCH_EVENTS);
+    for located in Merged::new(scans) {
+        let located = match located {
+            Ok(l) => l,
+            // Damage the store's checksums catch is evidence: a finding, not an abort.
+            Err(AuditError::Journal {
+                dir,
+                source: e @ (JournalError::Corrupt { .. } | JournalError::BadHeader { .. }),
+            }) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "journal damaged");
+                if !opts.check_chains {
+                    let label = Source::journal(&dir).label().to_owned();
+                    let mut f = Finding::new(
+                        Rule::ChainBroken,
+                        cfg.tenant.as_deref().unwrap_or("*"),
+                        cfg.to,
+                    );
+                    f.facts.other = Some(label);
+                    f.facts.note = Some(e.to_string());
+                    batch.push(Read::Damaged(f));
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        read += 1;
+        if opts.progress {
+            let into = (located.stored.received_at - cfg.from).as_seconds_f64();
+            progress.tick_at(read, Some(into / (cfg.to - cfg.from).as_seconds_f64()));
+        }
+        if located.tag() != TAG_EVENT {
+            continue;
+        }
+        batch.push(Read::Event(located));
+        if batch.len() >= READ_BATCH_EVENTS {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH_EVENTS));
+            if tx.send(full).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        // The engine is gone only when its thread panicked: nothing to report then.
+        let _ = tx.send(batch);
+    }
+    if opts.progress {
+        progress.done(read);
+    }
+    Ok(())
+}
+
+/// The chain and retention findings of every source, in the ledger's order.
+fn integrity_findings(
+    ledger: &Ledger,
+    tenant: &str,
+    to: OffsetDateTime,
+    opts: RunOptions,
+) -> Result<Vec<Finding>, AuditError> {
+    let mut findings = Vec::new();
+    for source in ledger.all_sources() {
+        if opts.check_chains {
+            findings.extend(chain_findings(ledger, source, tenant, to)?);
+        }
+        if opts.check_retention {
+            findings.extend(retention_finding(source, tenant, to)?);
+        }
+    }
+    Ok(findings)
 }
 
 fn keys_for(ledger: &Ledger, source: &Source) -> Result<VerifyKeys, AuditError> {

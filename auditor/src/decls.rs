@@ -186,7 +186,8 @@ pub struct OccurrenceCache {
 const CHUNK_SECONDS: i64 = 30 * 86_400;
 
 impl OccurrenceCache {
-    fn covering(
+    /// The occurrence of the recurring window `uid` covering `t`, if any.
+    pub(crate) fn covering(
         &mut self,
         uid: usize,
         recurrence: &Recurrence,

@@ -18,6 +18,11 @@
 //! end and overrun of the window, intervention report (any report filed, whenever, whose
 //! interval overlaps the session, within [`RuleConfig::report_slack`], naming the person
 //! or nobody).
+//!
+//! Per (tenant, vendor), intervention reports and one-off windows are indexed by start
+//! when the engine is made, so a session is checked against the few that can overlap it
+//! (binary search on the start, bounded by the longest interval) instead of all of them;
+//! the first match in filing order is still the one taken.
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,6 +32,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::decls::{Declarations, OccurrenceCache, VendorDecls, WindowMatch};
 use crate::finding::{EntryRef, Facts, Finding, Rule};
+use proto::model::Schedule;
+use proto::recurrence::Occurrence;
 
 /// The bounds and scope of a run.
 #[derive(Debug, Clone)]
@@ -194,10 +201,133 @@ struct SourceState {
     worst_at: Option<(OffsetDateTime, EntryRef)>,
 }
 
+/// A vendor's declarations with its reports and one-off windows indexed by start, so a
+/// connection is judged against the few that can concern it rather than all of them.
+#[derive(Debug)]
+struct VendorIndex<'d> {
+    decls: &'d VendorDecls,
+    /// `(started_at, index in reports)`, by `started_at`.
+    reports: Vec<(OffsetDateTime, usize)>,
+    /// The longest report interval (never negative).
+    report_span: Duration,
+    /// One-off windows: `(starts_at, index in windows)`, by `starts_at`.
+    one_off: Vec<(OffsetDateTime, usize)>,
+    /// The longest one-off window (never negative).
+    one_off_span: Duration,
+    /// Every other window (recurring), by index.
+    recurring: Vec<usize>,
+}
+
+impl<'d> VendorIndex<'d> {
+    fn new(decls: &'d VendorDecls) -> Self {
+        let mut reports: Vec<(OffsetDateTime, usize)> = decls
+            .reports
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.value.started_at, i))
+            .collect();
+        reports.sort();
+        let report_span = decls
+            .reports
+            .iter()
+            .map(|r| r.value.ended_at - r.value.started_at)
+            .fold(Duration::ZERO, Duration::max);
+        let mut one_off = Vec::new();
+        let mut one_off_span = Duration::ZERO;
+        let mut recurring = Vec::new();
+        for (i, w) in decls.windows.iter().enumerate() {
+            match &w.grant.value.schedule {
+                Schedule::OneOff { starts_at, ends_at } => {
+                    one_off.push((*starts_at, i));
+                    one_off_span = one_off_span.max(*ends_at - *starts_at);
+                }
+                Schedule::Recurring { .. } => recurring.push(i),
+            }
+        }
+        one_off.sort();
+        VendorIndex {
+            decls,
+            reports,
+            report_span,
+            one_off,
+            one_off_span,
+            recurring,
+        }
+    }
+
+    /// Entries of `sorted` whose instant is in `[from, to]` (all when a bound overflows).
+    fn range(
+        sorted: &[(OffsetDateTime, usize)],
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> &[(OffsetDateTime, usize)] {
+        let lo = from.map_or(0, |f| sorted.partition_point(|(s, _)| *s < f));
+        let hi = to.map_or(sorted.len(), |t| sorted.partition_point(|(s, _)| *s <= t));
+        sorted.get(lo..hi).unwrap_or(&[])
+    }
+
+    /// As [`Declarations::windows_covering`]: the first window (in filing order) covering
+    /// `t` for this connection, among those in force at `t` or, when `in_force` is false,
+    /// those filed after `t` and never cancelled.
+    fn windows_covering(
+        &self,
+        cache: &mut OccurrenceCache,
+        scratch: &mut Vec<usize>,
+        t: OffsetDateTime,
+        who: (Option<&str>, Option<&str>),
+        in_force: bool,
+    ) -> Option<WindowMatch> {
+        scratch.clear();
+        scratch.extend(
+            Self::range(&self.one_off, t.checked_sub(self.one_off_span), Some(t))
+                .iter()
+                .map(|&(_, i)| i),
+        );
+        scratch.extend_from_slice(&self.recurring);
+        scratch.sort_unstable();
+        for &index in scratch.iter() {
+            let w = &self.decls.windows[index];
+            let eligible = if in_force {
+                w.in_force(t)
+            } else {
+                // Granted after the fact, and not withdrawn since.
+                w.grant.filed_at > t && w.cancelled.is_none()
+            };
+            if !eligible || !w.applies_to(who.0, who.1) {
+                continue;
+            }
+            let occurrence = match (&w.grant.value.schedule, &w.recurrence) {
+                (Schedule::OneOff { starts_at, ends_at }, _) => {
+                    let o = Occurrence {
+                        start: *starts_at,
+                        end: *ends_at,
+                    };
+                    o.contains(t).then_some(o)
+                }
+                (Schedule::Recurring { .. }, Some(r)) => cache.covering(w.uid, r, t),
+                (Schedule::Recurring { .. }, None) => None,
+            };
+            if let Some(occurrence) = occurrence {
+                return Some(WindowMatch {
+                    index,
+                    id: w.grant.value.id.clone(),
+                    occurrence,
+                    entry: w.grant.entry.clone(),
+                    filed_at: w.grant.filed_at,
+                });
+            }
+        }
+        None
+    }
+}
+
 /// The streaming rule engine.
 #[derive(Debug)]
 pub struct Engine<'d> {
-    decls: &'d Declarations,
+    /// The declarations per tenant and vendor, indexed by time.
+    index: HashMap<&'d str, HashMap<&'d str, VendorIndex<'d>>>,
+    /// Candidate windows of one lookup (kept to reuse its allocation).
+    scratch: Vec<usize>,
     cfg: RuleConfig,
     cache: OccurrenceCache,
     open: HashMap<(String, String), Open>,
@@ -221,8 +351,16 @@ pub struct Engine<'d> {
 impl<'d> Engine<'d> {
     /// An engine judging against `decls`.
     pub fn new(decls: &'d Declarations, cfg: RuleConfig) -> Self {
+        let mut index: HashMap<&str, HashMap<&str, VendorIndex>> = HashMap::new();
+        for (tenant, vendor, vd) in decls.vendors() {
+            index
+                .entry(tenant)
+                .or_default()
+                .insert(vendor, VendorIndex::new(vd));
+        }
         Engine {
-            decls,
+            index,
+            scratch: Vec::new(),
             cfg,
             cache: OccurrenceCache::default(),
             open: HashMap::new(),
@@ -425,8 +563,11 @@ impl<'d> Engine<'d> {
     fn judge_start(&mut self, at: &EntryRef, r: &mut SessionRecord) {
         self.stats.connections += 1;
         let t = r.start;
-        let decls = self.decls;
-        let vd = r.vendor.as_deref().and_then(|v| decls.vendor(&r.tenant, v));
+        let index = r
+            .vendor
+            .as_deref()
+            .and_then(|v| self.index.get(r.tenant.as_str())?.get(v));
+        let vd = index.map(|i| i.decls);
         let list = vd.and_then(|vd| vd.staff_list_at(t));
         // Nominative identity: the person reported, or the holder of the account.
         if r.person.is_none()
@@ -557,11 +698,11 @@ impl<'d> Engine<'d> {
             f.facts.note = Some(em.value.reason.clone());
             self.findings.push(f);
         } else if let Some(m) =
-            decls.windows_covering(&mut self.cache, (&r.tenant, &vendor), t, who, true)
+            index.and_then(|i| i.windows_covering(&mut self.cache, &mut self.scratch, t, who, true))
         {
             set_window(r, &m);
-        } else if let Some(m) =
-            decls.windows_covering(&mut self.cache, (&r.tenant, &vendor), t, who, false)
+        } else if let Some(m) = index
+            .and_then(|i| i.windows_covering(&mut self.cache, &mut self.scratch, t, who, false))
         {
             let mut f = self.finding(Rule::WindowAfterFact, r);
             f.entries.push(m.entry.clone());
@@ -616,23 +757,36 @@ impl<'d> Engine<'d> {
         let (Some(vendor), Some(person)) = (r.vendor.as_deref(), r.person.as_deref()) else {
             return;
         };
-        let Some(vd) = self.decls.vendor(&r.tenant, vendor) else {
+        let Some(index) = self
+            .index
+            .get(r.tenant.as_str())
+            .and_then(|by_vendor| by_vendor.get(vendor))
+        else {
             let f = self.finding(Rule::MissingReport, r);
             self.findings.push(f);
             return;
         };
+        let vd = index.decls;
         let end = r.end.unwrap_or(r.start);
         let slack = self.cfg.report_slack;
-        let report = vd
-            .reports
+        // Only reports starting in [start - slack - longest report, end + slack] can
+        // overlap; among those that do, the first filed (ties: the first in filing order).
+        let candidates = VendorIndex::range(
+            &index.reports,
+            r.start.checked_sub(slack + index.report_span),
+            end.checked_add(slack),
+        );
+        let report = candidates
             .iter()
-            .filter(|rep| {
+            .map(|&(_, i)| (i, &vd.reports[i]))
+            .filter(|(_, rep)| {
                 rep.value.started_at - slack <= end
                     && r.start <= rep.value.ended_at + slack
                     && (rep.value.persons.is_empty()
                         || rep.value.persons.iter().any(|p| p == person))
             })
-            .min_by_key(|rep| rep.filed_at);
+            .min_by_key(|(i, rep)| (rep.filed_at, *i))
+            .map(|(_, rep)| rep);
         let Some(report) = report else {
             let f = self.finding(Rule::MissingReport, r);
             self.findings.push(f);
