@@ -62,6 +62,46 @@ impl WindowDecl {
         (w.persons.is_empty() || person.is_some_and(|p| w.persons.iter().any(|x| x == p)))
             && (w.targets.is_empty() || target.is_some_and(|t| w.targets.iter().any(|x| x == t)))
     }
+
+    /// This window (number `index` of its vendor) as the match of a connection at `t` by
+    /// `who` (person, target): when it applies, is open at `t`, and is in force at `t` or,
+    /// when `in_force` is false, was granted after `t` and never cancelled.
+    pub(crate) fn covering(
+        &self,
+        index: usize,
+        cache: &mut OccurrenceCache,
+        t: OffsetDateTime,
+        who: (Option<&str>, Option<&str>),
+        in_force: bool,
+    ) -> Option<WindowMatch> {
+        let eligible = if in_force {
+            self.in_force(t)
+        } else {
+            // Granted after the fact, and not withdrawn since.
+            self.grant.filed_at > t && self.cancelled.is_none()
+        };
+        if !eligible || !self.applies_to(who.0, who.1) {
+            return None;
+        }
+        let occurrence = match (&self.grant.value.schedule, &self.recurrence) {
+            (Schedule::OneOff { starts_at, ends_at }, _) => {
+                let o = Occurrence {
+                    start: *starts_at,
+                    end: *ends_at,
+                };
+                o.contains(t).then_some(o)
+            }
+            (Schedule::Recurring { .. }, Some(r)) => cache.covering(self.uid, r, t),
+            (Schedule::Recurring { .. }, None) => None,
+        }?;
+        Some(WindowMatch {
+            index,
+            id: self.grant.value.id.clone(),
+            occurrence,
+            entry: self.grant.entry.clone(),
+            filed_at: self.grant.filed_at,
+        })
+    }
 }
 
 /// A declared emergency.
@@ -383,34 +423,8 @@ impl Declarations {
     ) -> Option<WindowMatch> {
         let v = self.vendor(key.0, key.1)?;
         for (index, w) in v.windows.iter().enumerate() {
-            let eligible = if in_force {
-                w.in_force(t)
-            } else {
-                // Granted after the fact, and not withdrawn since.
-                w.grant.filed_at > t && w.cancelled.is_none()
-            };
-            if !eligible || !w.applies_to(who.0, who.1) {
-                continue;
-            }
-            let occurrence = match (&w.grant.value.schedule, &w.recurrence) {
-                (Schedule::OneOff { starts_at, ends_at }, _) => {
-                    let o = Occurrence {
-                        start: *starts_at,
-                        end: *ends_at,
-                    };
-                    o.contains(t).then_some(o)
-                }
-                (Schedule::Recurring { .. }, Some(r)) => cache.covering(w.uid, r, t),
-                (Schedule::Recurring { .. }, None) => None,
-            };
-            if let Some(occurrence) = occurrence {
-                return Some(WindowMatch {
-                    index,
-                    id: w.grant.value.id.clone(),
-                    occurrence,
-                    entry: w.grant.entry.clone(),
-                    filed_at: w.grant.filed_at,
-                });
+            if let Some(m) = w.covering(index, cache, t, who, in_force) {
+                return Some(m);
             }
         }
         None

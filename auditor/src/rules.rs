@@ -33,7 +33,6 @@ use time::{Duration, OffsetDateTime};
 use crate::decls::{Declarations, OccurrenceCache, VendorDecls, WindowMatch};
 use crate::finding::{EntryRef, Facts, Finding, Rule};
 use proto::model::Schedule;
-use proto::recurrence::Occurrence;
 
 /// The bounds and scope of a run.
 #[derive(Debug, Clone)]
@@ -287,34 +286,8 @@ impl<'d> VendorIndex<'d> {
         scratch.sort_unstable();
         for &index in scratch.iter() {
             let w = &self.decls.windows[index];
-            let eligible = if in_force {
-                w.in_force(t)
-            } else {
-                // Granted after the fact, and not withdrawn since.
-                w.grant.filed_at > t && w.cancelled.is_none()
-            };
-            if !eligible || !w.applies_to(who.0, who.1) {
-                continue;
-            }
-            let occurrence = match (&w.grant.value.schedule, &w.recurrence) {
-                (Schedule::OneOff { starts_at, ends_at }, _) => {
-                    let o = Occurrence {
-                        start: *starts_at,
-                        end: *ends_at,
-                    };
-                    o.contains(t).then_some(o)
-                }
-                (Schedule::Recurring { .. }, Some(r)) => cache.covering(w.uid, r, t),
-                (Schedule::Recurring { .. }, None) => None,
-            };
-            if let Some(occurrence) = occurrence {
-                return Some(WindowMatch {
-                    index,
-                    id: w.grant.value.id.clone(),
-                    occurrence,
-                    entry: w.grant.entry.clone(),
-                    filed_at: w.grant.filed_at,
-                });
+            if let Some(m) = w.covering(index, cache, t, who, in_force) {
+                return Some(m);
             }
         }
         None
