@@ -1,29 +1,11 @@
 //! `auditor verify --postgres-url`: the chain as PostgreSQL holds it, intact then tampered.
 //!
-//! Needs the PostgreSQL server the test suite uses (127.0.0.1:5432, user postgres, or
-//! `VIGIE_TEST_PG`); when it is unreachable the test fails and says so.
+//! Needs the PostgreSQL server the test suite uses (`store::pg::testing`); when it is
+//! unreachable the test fails and says so.
 
 mod common;
 
 use std::process::Command;
-
-fn server() -> String {
-    std::env::var("VIGIE_TEST_PG")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".to_owned())
-}
-
-async fn admin(sql: &str) {
-    let url = format!("{} dbname=postgres", server());
-    let (client, conn) = store::pg::connect(&url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is unreachable at `{url}` ({e}): this test needs a real server")
-    });
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    drop(client);
-    conn.abort();
-}
 
 fn verify(url: &str, key: &std::path::Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_auditor"))
@@ -40,13 +22,8 @@ fn verify(url: &str, key: &std::path::Path) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_reads_the_chain_from_postgresql_and_names_a_tampered_row() {
     let m = common::month();
-    let name = format!(
-        "vigie_test_auditor_{}_{}",
-        std::process::id(),
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
-    );
-    admin(&format!("CREATE DATABASE {name}")).await;
-    let url = format!("{} dbname={name}", server());
+    let db = store::pg::testing::TestDb::new().await;
+    let url = db.url.clone();
 
     let (mut client, conn) = store::pg::connect(&url).await.expect("connect");
     store::pg::migrate(&mut client).await.expect("migrate");
@@ -84,5 +61,4 @@ async fn verify_reads_the_chain_from_postgresql_and_names_a_tampered_row() {
 
     drop(client);
     conn.abort();
-    admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
 }

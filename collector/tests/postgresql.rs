@@ -1,6 +1,6 @@
 //! The collector with `[postgresql]`: events in over RELP/TLS, replicated while the server
 //! runs, verified in PostgreSQL after a graceful stop; ingest goes on while PostgreSQL is
-//! unreachable; `collector migrate`. Needs a real PostgreSQL (see `common::pg`).
+//! unreachable; `collector migrate`. Needs a real PostgreSQL (see `store::pg::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -9,10 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use collector::config::{Config, PostgresqlConfig};
-use common::pg::TestDb;
 use common::{Pki, Relp, Running, config, entries, message, metric, tls_connect};
 use proto::relp::Command;
 use store::journal::{VERIFIER_FILE, VerifierKeys};
+use store::pg::testing::TestDb;
 
 fn dirs() -> (tempfile::TempDir, std::path::PathBuf, Pki) {
     let tmp = tempfile::tempdir().unwrap();

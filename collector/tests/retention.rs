@@ -1,6 +1,6 @@
 //! `collector retention`: the dry run changes nothing and says what would go; applying it
 //! seals the cuts, drops PostgreSQL partitions and journal segments, and both ledgers still
-//! verify. The PostgreSQL tests need a real server (see `common::pg`).
+//! verify. The PostgreSQL tests need a real server (see `store::pg::testing`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::pg::TestDb;
 use proto::model::{ConnectionEvent, Entry, EventKind};
 use store::journal::{Journal, JournalConfig, JournalReader, PendingEntry, VerifierKeys};
+use store::pg::testing::TestDb;
 use time::{Duration, OffsetDateTime};
 
 fn event(i: u64, at: OffsetDateTime) -> PendingEntry {

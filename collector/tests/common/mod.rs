@@ -19,8 +19,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-pub mod pg;
-
 pub const SOURCE: &str = "bastion.chu-x.fr";
 pub const TENANT: &str = "CHU-X";
 

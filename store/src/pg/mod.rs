@@ -59,6 +59,8 @@ pub mod replicator;
 pub mod retention;
 mod row;
 pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use copy_in::{
     BatchLimits, CatchUp, Position, catch_up, copy_batch, position, positions, read_batch,

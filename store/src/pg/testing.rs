@@ -1,7 +1,11 @@
-//! A throwaway PostgreSQL database per test (as in `store/tests/pg_common`).
+//! A throwaway database per test, on the PostgreSQL server the test suite uses (feature
+//! `testing`; for tests only).
 //!
-//! PostgreSQL must be reachable (by default `host=127.0.0.1 port=5432 user=postgres`, or
-//! `VIGIE_TEST_PG`): when it is not, the test fails and says so; it never skips.
+//! The server is `host=127.0.0.1 port=5432 user=postgres`, or `VIGIE_TEST_PG`. Each
+//! [`TestDb`] has a random name and is dropped with its value, so tests never share state
+//! and run in parallel. When the server is unreachable the test panics and says so: tests
+//! that need a real server fail, they never skip.
+#![allow(clippy::panic)]
 
 use tokio_postgres::{Client, NoTls};
 
@@ -11,7 +15,11 @@ pub fn server() -> String {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".to_owned())
 }
 
-async fn admin() -> Client {
+/// A session on the server's `postgres` database.
+///
+/// # Panics
+/// When the server is unreachable, naming it and how to start it.
+pub async fn admin() -> Client {
     let url = format!("{} dbname=postgres", server());
     let (client, conn) = tokio_postgres::connect(&url, NoTls)
         .await
@@ -20,7 +28,7 @@ async fn admin() -> Client {
                 "PostgreSQL is unreachable at `{url}` ({}): these tests need a real server \
                  (start it with `pg_ctlcluster --skip-systemctl-redirect 15 main start`, \
                  or point VIGIE_TEST_PG at one)",
-                store::pg::error_chain(&e)
+                super::error_chain(&e)
             )
         });
     tokio::spawn(conn);
@@ -28,15 +36,24 @@ async fn admin() -> Client {
 }
 
 /// A database with a random name, dropped with this value.
+#[derive(Debug)]
 pub struct TestDb {
+    /// The database's name.
     pub name: String,
+    /// Its connection string.
     pub url: String,
 }
 
 impl TestDb {
+    /// Creates a database with a random name.
+    ///
+    /// # Panics
+    /// When the server is unreachable or refuses to create it.
     pub async fn new() -> TestDb {
         let mut rnd = [0u8; 8];
-        getrandom::fill(&mut rnd).unwrap();
+        if let Err(e) = getrandom::fill(&mut rnd) {
+            panic!("no randomness for a database name: {e}");
+        }
         let name = format!("vigie_test_{}", hex::encode(rnd));
         admin()
             .await
@@ -48,8 +65,11 @@ impl TestDb {
     }
 
     /// A new session on the database.
+    ///
+    /// # Panics
+    /// When it cannot connect.
     pub async fn client(&self) -> Client {
-        let (client, conn) = store::pg::connect(&self.url)
+        let (client, conn) = super::connect(&self.url)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.url));
         drop(conn);
@@ -62,10 +82,12 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop may run inside a runtime: use a thread of its own with its own runtime.
         let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
+            else {
+                return;
+            };
             rt.block_on(async move {
                 let _ = admin()
                     .await
