@@ -144,6 +144,7 @@ fn ledger(dir: &Path) -> Ledger {
         declarations: vec![Source::journal(dir.join("decl"))],
         events: vec![Source::journal(dir.join("events"))],
         keys: Vec::new(),
+        chain_keys: Vec::new(),
     }
 }
 

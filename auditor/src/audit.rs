@@ -33,10 +33,45 @@ pub struct Ledger {
     /// Verifier key files, by source directory; a source without one is checked with the
     /// `verifier.key` in its directory if present, for seq continuity only otherwise.
     pub keys: Vec<(PathBuf, PathBuf)>,
+    /// Verifier key files matched to sources by the chain id they name (how chains read
+    /// from PostgreSQL find theirs; journals too when not given in `keys`).
+    pub chain_keys: Vec<PathBuf>,
 }
 
 impl Ledger {
-    fn all_sources(&self) -> Vec<&Source> {
+    /// The verifier keys of a source: the file named for its directory in `keys`, else the
+    /// file of `chain_keys` naming its chain, else the `verifier.key` in its directory;
+    /// `None` when there is none (the chain is then checked for seq continuity only).
+    ///
+    /// # Errors
+    /// [`AuditError::Journal`] when a key file or the journal cannot be read.
+    pub fn verifier_keys(&self, source: &Source) -> Result<Option<VerifierKeys>, AuditError> {
+        let named = source
+            .dir()
+            .and_then(|dir| self.keys.iter().find(|(d, _)| d == dir))
+            .map(|(_, k)| k.clone());
+        if let Some(path) = named {
+            return read_keys(&path).map(Some);
+        }
+        if !self.chain_keys.is_empty() {
+            let chain_id = source.chain_id()?;
+            for path in &self.chain_keys {
+                let keys = read_keys(path)?;
+                if keys.chain_id == chain_id {
+                    return Ok(Some(keys));
+                }
+            }
+        }
+        match source.dir() {
+            Some(dir) if dir.join(store::journal::VERIFIER_FILE).exists() => {
+                read_keys(&dir.join(store::journal::VERIFIER_FILE)).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Every source once, events first.
+    pub fn all_sources(&self) -> Vec<&Source> {
         let mut all: Vec<&Source> = Vec::new();
         for s in self.events.iter().chain(&self.declarations) {
             if !all.contains(&s) {
@@ -254,19 +289,14 @@ fn integrity_findings(
 }
 
 fn keys_for(ledger: &Ledger, source: &Source) -> Result<VerifyKeys, AuditError> {
-    let dir = source.dir();
-    let path = ledger
-        .keys
-        .iter()
-        .find(|(d, _)| d == dir)
-        .map(|(_, k)| k.clone())
-        .unwrap_or_else(|| dir.join(store::journal::VERIFIER_FILE));
-    if !path.exists() {
-        return Ok(VerifyKeys::default());
-    }
-    VerifierKeys::read(&path)
+    Ok(ledger
+        .verifier_keys(source)?
         .map(|k| k.verify_keys())
-        .map_err(AuditError::journal(path))
+        .unwrap_or_default())
+}
+
+fn read_keys(path: &std::path::Path) -> Result<VerifierKeys, AuditError> {
+    VerifierKeys::read(path).map_err(AuditError::journal(path))
 }
 
 /// Verifies one chain and turns its problems into findings.

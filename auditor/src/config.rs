@@ -103,6 +103,14 @@ pub struct LedgerConfig {
     /// directory.
     #[serde(default)]
     pub verifier_keys: Vec<KeyFile>,
+    /// Read connection events from this PostgreSQL database too: every chain the
+    /// collectors replicate there (never printed: it may hold a password).
+    #[serde(default)]
+    pub postgres_url: Option<crate::ledger::PgUrl>,
+    /// Verifier key files matched to chains by the chain id they name: how the chains read
+    /// from PostgreSQL are checked end to end.
+    #[serde(default)]
+    pub chain_keys: Vec<PathBuf>,
 }
 
 /// A journal and its verifier key file.

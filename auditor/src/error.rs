@@ -16,6 +16,14 @@ pub enum AuditError {
         #[source]
         source: JournalError,
     },
+    /// PostgreSQL could not be reached or read.
+    #[error("PostgreSQL: cannot {what}: {}", store::pg::error_chain(error))]
+    Postgres {
+        /// What was being done.
+        what: String,
+        /// What the store said (its causes are in the message).
+        error: store::pg::PgError,
+    },
     /// An entry of a ledger cannot be decoded.
     #[error("ledger {ledger}: seq {seq}: undecodable entry: {reason}")]
     Decode {
@@ -76,6 +84,13 @@ impl AuditError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> AuditError {
         let path = path.into();
         move |source| AuditError::Io { path, source }
+    }
+
+    pub(crate) fn postgres(
+        what: impl Into<String>,
+    ) -> impl FnOnce(store::pg::PgError) -> AuditError {
+        let what = what.into();
+        move |error| AuditError::Postgres { what, error }
     }
 
     pub(crate) fn journal(dir: impl Into<PathBuf>) -> impl FnOnce(JournalError) -> AuditError {

@@ -211,25 +211,19 @@ pub fn write_bundle(
     };
     line(out, &header)?;
     let mut stats = BundleStats::default();
-    let mut sources: Vec<&Source> = Vec::new();
-    for s in ledger.events.iter().chain(&ledger.declarations) {
-        if !sources.contains(&s) {
-            sources.push(s);
-        }
-    }
     let mut progress = Progress::new("exporting", None);
-    for source in sources {
-        let reader = store::journal::JournalReader::open(source.dir())
-            .map_err(AuditError::journal(source.dir()))?;
-        let key_path = source.dir().join(store::journal::VERIFIER_FILE);
-        let public_key = store::journal::VerifierKeys::read(&key_path)
+    for source in ledger.all_sources() {
+        let chain_id = source.chain_id()?;
+        let public_key = ledger
+            .verifier_keys(source)
             .ok()
+            .flatten()
             .map(|k| hex::encode(k.public_key));
         line(
             out,
             &SectionLine {
                 section: source.label().to_owned(),
-                chain_id: hex::encode(reader.chain_id()),
+                chain_id: hex::encode(chain_id),
                 public_key,
             },
         )?;

@@ -204,6 +204,7 @@ impl App {
                 .iter()
                 .map(|k| (k.journal.clone(), k.key.clone()))
                 .collect(),
+            chain_keys: Vec::new(),
         }
     }
 

@@ -1,14 +1,14 @@
 //! Reading the ledger: one or more chains, merged by time.
 //!
-//! A [`Source`] is one chain: today a local journal directory (the collector's events
-//! chain, the auditor's declarations chain); a PostgreSQL source will be one more variant
-//! of [`Source`] and of [`SourceScan`], nothing else changes. Scans stream: one record in
-//! memory per source, whatever the range.
+//! A [`Source`] is one chain: a local journal directory (the collector's events chain, the
+//! auditor's declarations chain) or a chain replicated into PostgreSQL. Scans stream: a
+//! journal scan holds one record in memory, a PostgreSQL scan a few batches (read by its
+//! own thread, which stops as soon as the scan is dropped), whatever the range.
 //!
 //! ```text
-//!  source 0 (events)        ─┐
-//!  source 1 (events, node 2) ─┼─ k-way merge on received_at ─→ Located entries in time order
-//!  source 2 (declarations)  ─┘
+//!  source 0 (events, journal)       ─┐
+//!  source 1 (events, PostgreSQL)    ─┼─ k-way merge on received_at ─→ Located entries
+//!  source 2 (declarations, journal) ─┘                                  in time order
 //! ```
 //!
 //! Within a chain records come in seq order; the merge takes, at each step, the source
@@ -17,11 +17,12 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 use proto::model::Entry;
 use store::journal::{JournalReader, Scan, StoredEntry};
-use time::OffsetDateTime;
+use store::pg::PgError;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::error::AuditError;
 use crate::finding::EntryRef;
@@ -43,7 +44,31 @@ pub enum Source {
         /// The label findings cite (the directory's name).
         label: String,
     },
+    /// A chain replicated into PostgreSQL.
+    Postgres {
+        /// The database.
+        url: PgUrl,
+        /// The chain.
+        chain_id: [u8; 16],
+        /// The label findings cite (`pg:` and the chain id's first 8 bytes in hex).
+        label: String,
+    },
 }
+
+/// A PostgreSQL connection string; `Debug` hides it (it may hold a password).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PgUrl(pub String);
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgUrl(<redacted>)")
+    }
+}
+
+/// Records a PostgreSQL scan hands over at once.
+const PG_BATCH: usize = 1024;
+/// Batches a PostgreSQL scan reads ahead of its consumer.
+const PG_QUEUE_BATCHES: usize = 4;
 
 impl Source {
     /// A local journal directory, labelled with its last path component.
@@ -56,24 +81,72 @@ impl Source {
         Source::Journal { dir, label }
     }
 
+    /// A chain held by the PostgreSQL database at `url`.
+    pub fn postgres(url: &str, chain_id: [u8; 16]) -> Source {
+        Source::Postgres {
+            url: PgUrl(url.to_owned()),
+            chain_id,
+            label: format!("pg:{}", hex::encode(&chain_id[..8])),
+        }
+    }
+
+    /// Every chain the PostgreSQL database at `url` holds (those the collectors
+    /// replicate), except `skip` (the auditor's own chain, read from its journal).
+    ///
+    /// # Errors
+    /// [`AuditError::Postgres`] when the database cannot be reached or read, or its
+    /// schema is not this release's.
+    pub fn postgres_chains(url: &str, skip: &[[u8; 16]]) -> Result<Vec<Source>, AuditError> {
+        let ids = on_runtime(async {
+            let (client, connection) = store::pg::connect(url).await?;
+            store::pg::require_current(&client).await?;
+            let ids = store::pg::chains(&client).await;
+            drop(client);
+            connection.abort();
+            ids
+        })
+        .map_err(AuditError::postgres("list the chains"))?;
+        Ok(ids
+            .into_iter()
+            .filter(|id| !skip.contains(id))
+            .map(|id| Source::postgres(url, id))
+            .collect())
+    }
+
     /// The label findings cite.
     pub fn label(&self) -> &str {
         match self {
-            Source::Journal { label, .. } => label,
+            Source::Journal { label, .. } | Source::Postgres { label, .. } => label,
         }
     }
 
     /// The directory of a journal source.
-    pub fn dir(&self) -> &Path {
+    pub fn dir(&self) -> Option<&Path> {
         match self {
-            Source::Journal { dir, .. } => dir,
+            Source::Journal { dir, .. } => Some(dir),
+            Source::Postgres { .. } => None,
+        }
+    }
+
+    /// The chain's id.
+    ///
+    /// # Errors
+    /// [`AuditError::Journal`] when the journal cannot be opened.
+    pub fn chain_id(&self) -> Result<[u8; 16], AuditError> {
+        match self {
+            Source::Journal { dir, .. } => Ok(JournalReader::open(dir)
+                .map_err(AuditError::journal(dir))?
+                .chain_id()),
+            Source::Postgres { chain_id, .. } => Ok(*chain_id),
         }
     }
 
     /// The records received in `[from, to)`, in seq order.
     ///
     /// # Errors
-    /// [`AuditError::Journal`] when the journal cannot be opened.
+    /// [`AuditError::Journal`] when the journal cannot be opened, [`AuditError::Postgres`]
+    /// when the reading thread cannot be started (connection errors come with the first
+    /// record).
     pub fn scan_time(
         &self,
         from: OffsetDateTime,
@@ -88,13 +161,18 @@ impl Source {
                     label: label.as_str().into(),
                 })
             }
+            Source::Postgres {
+                url,
+                chain_id,
+                label,
+            } => PgScan::start(url, *chain_id, from, to, label),
         }
     }
 
     /// Every record, in seq order.
     ///
     /// # Errors
-    /// [`AuditError::Journal`] when the journal cannot be opened.
+    /// As [`Source::scan_time`].
     pub fn scan_all(&self) -> Result<SourceScan, AuditError> {
         match self {
             Source::Journal { dir, label } => {
@@ -105,8 +183,21 @@ impl Source {
                     label: label.as_str().into(),
                 })
             }
+            Source::Postgres { .. } => self.scan_time(
+                OffsetDateTime::UNIX_EPOCH,
+                PrimitiveDateTime::MAX.assume_utc(),
+            ),
         }
     }
+}
+
+/// Runs `work` on a runtime of its own (the auditor's reading is synchronous).
+fn on_runtime<T>(work: impl Future<Output = Result<T, PgError>>) -> Result<T, PgError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PgError::Runtime)?
+        .block_on(work)
 }
 
 /// A record read from a source, not yet decoded.
@@ -157,6 +248,8 @@ pub enum SourceScan {
         /// The label.
         label: Arc<str>,
     },
+    /// Of a chain in PostgreSQL.
+    Postgres(PgScan),
 }
 
 impl Iterator for SourceScan {
@@ -172,6 +265,99 @@ impl Iterator for SourceScan {
                     })
                     .map_err(AuditError::journal(dir.clone())),
             ),
+            SourceScan::Postgres(scan) => scan.next(),
+        }
+    }
+}
+
+/// A chain read from PostgreSQL by a thread of its own, in batches through a bounded
+/// channel; dropping the scan stops the thread at its next batch.
+#[derive(Debug)]
+pub struct PgScan {
+    batches: mpsc::Receiver<Result<Vec<StoredEntry>, PgError>>,
+    batch: std::vec::IntoIter<StoredEntry>,
+    label: Arc<str>,
+    ended: bool,
+}
+
+impl PgScan {
+    fn start(
+        url: &PgUrl,
+        chain_id: [u8; 16],
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        label: &str,
+    ) -> Result<SourceScan, AuditError> {
+        let (tx, batches) = mpsc::sync_channel(PG_QUEUE_BATCHES);
+        let url = url.0.clone();
+        std::thread::Builder::new()
+            .name("pg-scan".into())
+            .spawn(move || {
+                let sent = tx.clone();
+                let read = on_runtime(async move {
+                    let (client, connection) = store::pg::connect(&url).await?;
+                    store::pg::require_current(&client).await?;
+                    let mut batch = Vec::with_capacity(PG_BATCH);
+                    let mut gone = false;
+                    store::pg::for_each_stored(&client, chain_id, from, to, |stored| {
+                        batch.push(stored);
+                        if batch.len() < PG_BATCH {
+                            return true;
+                        }
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(PG_BATCH));
+                        // Blocking here holds the connection back too: back-pressure.
+                        gone = sent.send(Ok(full)).is_err();
+                        !gone
+                    })
+                    .await?;
+                    if !gone && !batch.is_empty() {
+                        let _ = sent.send(Ok(batch));
+                    }
+                    drop(client);
+                    connection.abort();
+                    Ok(())
+                });
+                if let Err(e) = read {
+                    let _ = tx.send(Err(e));
+                }
+            })
+            .map_err(|e| AuditError::postgres("start reading")(PgError::Runtime(e)))?;
+        Ok(SourceScan::Postgres(PgScan {
+            batches,
+            batch: Vec::new().into_iter(),
+            label: label.into(),
+            ended: false,
+        }))
+    }
+}
+
+impl Iterator for PgScan {
+    type Item = Result<Located, AuditError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(stored) = self.batch.next() {
+                return Some(Ok(Located {
+                    ledger: Arc::clone(&self.label),
+                    stored,
+                }));
+            }
+            if self.ended {
+                return None;
+            }
+            match self.batches.recv() {
+                Ok(Ok(batch)) => self.batch = batch.into_iter(),
+                Ok(Err(e)) => {
+                    self.ended = true;
+                    return Some(Err(AuditError::postgres(format!("read {}", self.label))(
+                        e,
+                    )));
+                }
+                Err(mpsc::RecvError) => {
+                    self.ended = true;
+                    return None;
+                }
+            }
         }
     }
 }

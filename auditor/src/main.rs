@@ -126,8 +126,16 @@ struct ReadArgs {
     #[arg(long, env = "VIGIE_LEDGER")]
     ledger: PathBuf,
     /// A collector's journal of connection events (repeatable).
-    #[arg(long = "events", required = true)]
+    #[arg(long = "events", required_unless_present = "postgres_url")]
     events: Vec<PathBuf>,
+    /// Read the connection events from this PostgreSQL database (every chain the
+    /// collectors replicate there) as well as from any --events journal.
+    #[arg(long, env = "VIGIE_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// A verifier key file (repeatable), matched to chains by the chain id it names: the
+    /// chains read from PostgreSQL are checked end to end with theirs.
+    #[arg(long = "key")]
+    keys: Vec<PathBuf>,
     /// Start of the period: RFC 3339 or Paris local `YYYY-MM-DD[THH:MM]`.
     #[arg(long)]
     from: String,
@@ -596,10 +604,18 @@ fn reading(read: &ReadArgs) -> anyhow::Result<(Ledger, RuleConfig, RunOptions)> 
     if to <= from {
         return Err(auditor::AuditError::arg("to", "the period ends before it starts").into());
     }
+    let declarations = Source::journal(&read.ledger);
+    let mut events: Vec<Source> = read.events.iter().map(Source::journal).collect();
+    if let Some(url) = &read.postgres_url {
+        // The auditor's own chain is read from its journal, even if it is replicated too.
+        let own = declarations.chain_id().ok();
+        events.extend(Source::postgres_chains(url, own.as_slice())?);
+    }
     let ledger = Ledger {
-        declarations: vec![Source::journal(&read.ledger)],
-        events: read.events.iter().map(Source::journal).collect(),
+        declarations: vec![declarations],
+        events,
         keys: Vec::new(),
+        chain_keys: read.keys.clone(),
     };
     let mut cfg = RuleConfig::new(from, to);
     cfg.max_skew = time::Duration::seconds(read.max_skew_seconds);

@@ -581,6 +581,7 @@ pub fn ledger(m: &Month) -> auditor::audit::Ledger {
         declarations: vec![auditor::ledger::Source::journal(&m.ledger)],
         events: vec![auditor::ledger::Source::journal(&m.events)],
         keys: vec![],
+        chain_keys: vec![],
     }
 }
 

@@ -81,6 +81,9 @@ pub enum PgError {
         /// The months asked for.
         months: u32,
     },
+    /// The client's runtime (or its thread) could not be started.
+    #[error("cannot start the PostgreSQL client")]
+    Runtime(#[source] std::io::Error),
     /// A value read from PostgreSQL is not what the schema promises.
     #[error("bad row in {table}{}: {what}", at_seq(seq))]
     BadRow {

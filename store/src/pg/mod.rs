@@ -67,7 +67,9 @@ pub use copy_in::{
     replicate_rows,
 };
 pub use error::{ChainId, PgError};
-pub use read::{LedgerQuery, LedgerRow, for_each_record, query, verify_chain};
+pub use read::{
+    LedgerQuery, LedgerRow, chains, for_each_record, for_each_stored, query, verify_chain,
+};
 pub use replicator::{ReplicationStatus, Replicator, ReplicatorConfig, error_chain};
 pub use retention::{
     ChainCut, MIN_RETENTION_MONTHS, RetentionPlan, RetentionPolicy, journal_segments_to_drop,

@@ -13,9 +13,20 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::PgError;
 use super::row::{seq_i64, seq_u64};
+use crate::journal::StoredEntry;
 
 const CHAIN_RECORDS: &str = "SELECT seq, epoch, mac, canonical FROM entries \
     WHERE chain_id = $1 AND seq >= $2 ORDER BY seq";
+
+/// A chain's entries in seq order, as the journal stores them. `part_at` never decreases
+/// along a chain and is never before `received_at`, so `part_at >= $2` loses nothing and
+/// lets PostgreSQL skip the months before the range.
+const CHAIN_STORED: &str = "SELECT seq, epoch, mac, received_at, canonical FROM entries \
+    WHERE chain_id = $1 AND part_at >= $2 AND received_at >= $2 AND received_at < $3 \
+    ORDER BY seq";
+
+/// The chains PostgreSQL holds: those the replicator has a position for.
+const CHAINS: &str = "SELECT chain_id FROM replication_positions ORDER BY chain_id";
 
 const COLUMNS: &str = "chain_id, seq, tenant, entry_type, kind, source, vendor, person, \
     account, target, session_id, source_addr, occurred_at, received_at, canonical";
@@ -181,7 +192,79 @@ pub async fn for_each_record(
     Ok(n)
 }
 
-fn record(row: &Row) -> Result<Record, PgError> {
+/// The chains replicated into this database, by id.
+///
+/// # Errors
+/// [`PgError::Query`], [`PgError::BadRow`] for an id that is not 16 bytes.
+pub async fn chains(client: &impl GenericClient) -> Result<Vec<[u8; 16]>, PgError> {
+    let rows = client
+        .query(CHAINS, &[])
+        .await
+        .map_err(PgError::query("read", "replication_positions", None))?;
+    rows.iter()
+        .map(|r| {
+            let id: &[u8] = r
+                .try_get(0)
+                .map_err(PgError::query("read", "replication_positions", None))?;
+            id.try_into().map_err(|_| PgError::BadRow {
+                table: "replication_positions",
+                seq: None,
+                what: format!("chain id of {} bytes", id.len()),
+            })
+        })
+        .collect()
+}
+
+/// Reads the entries of a chain received in `[from, to)` in seq order, as the journal
+/// stores them, and hands each to `each` until it returns `false`; streaming, so memory
+/// stays bounded whatever the range. Returns how many were handed over.
+///
+/// # Errors
+/// [`PgError::Query`], [`PgError::BadRow`] for a value out of range.
+pub async fn for_each_stored(
+    client: &impl GenericClient,
+    chain_id: [u8; 16],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    mut each: impl FnMut(StoredEntry) -> bool,
+) -> Result<u64, PgError> {
+    let id = &chain_id[..];
+    let params: [&(dyn postgres_types::ToSql + Sync); 3] = [&id, &from, &to];
+    let stream = client
+        .query_raw(CHAIN_STORED, params)
+        .await
+        .map_err(PgError::query("read", "entries", None))?;
+    let mut stream = pin!(stream);
+    let mut n = 0;
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(PgError::query("read", "entries", None))?
+    {
+        let (link, received_at, canonical) = stored_parts(&row)?;
+        n += 1;
+        if !each(StoredEntry {
+            link,
+            received_at,
+            canonical,
+        }) {
+            break;
+        }
+    }
+    Ok(n)
+}
+
+/// The link, `received_at` and canonical bytes of a [`CHAIN_STORED`] row.
+fn stored_parts(row: &Row) -> Result<(Link, OffsetDateTime, Vec<u8>), PgError> {
+    let get = || PgError::query("read", "entries", None);
+    let link = link(row)?;
+    let received_at = row.try_get(3).map_err(get())?;
+    let canonical = row.try_get(4).map_err(get())?;
+    Ok((link, received_at, canonical))
+}
+
+/// The link of a row whose first columns are `seq, epoch, mac`.
+fn link(row: &Row) -> Result<Link, PgError> {
     let get = || PgError::query("read", "entries", None);
     let seq = seq_u64("entries", row.try_get(0).map_err(get())?)?;
     let bad = |what: String| PgError::BadRow {
@@ -195,9 +278,15 @@ fn record(row: &Row) -> Result<Record, PgError> {
     let mac = mac
         .try_into()
         .map_err(|_| bad(format!("MAC of {} bytes", mac.len())))?;
-    let canonical: Vec<u8> = row.try_get(3).map_err(get())?;
+    Ok(Link { seq, epoch, mac })
+}
+
+fn record(row: &Row) -> Result<Record, PgError> {
+    let canonical: Vec<u8> = row
+        .try_get(3)
+        .map_err(PgError::query("read", "entries", None))?;
     Ok(Record {
-        link: Link { seq, epoch, mac },
+        link: link(row)?,
         body: Body::Full(canonical),
     })
 }
