@@ -35,7 +35,7 @@ use time::OffsetDateTime;
 
 use crate::audit::Ledger;
 use crate::error::AuditError;
-use crate::ledger::{Source, TAG_DECLARATION, TAG_EVENT, TAG_SEAL};
+use crate::ledger::{TAG_DECLARATION, TAG_EVENT, TAG_SEAL};
 use crate::progress::Progress;
 use crate::report::csv_field;
 use crate::rules::SessionRecord;

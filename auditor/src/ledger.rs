@@ -52,7 +52,18 @@ pub enum Source {
         chain_id: [u8; 16],
         /// The label findings cite (`pg:` and the chain id's first 8 bytes in hex).
         label: String,
+        /// Time scans read only this vendor's entries (see [`Source::only_vendor`]).
+        only: Option<VendorOnly>,
     },
+}
+
+/// One vendor's entries, in one tenant or all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorOnly {
+    /// The vendor.
+    pub vendor: String,
+    /// The tenant (all when `None`).
+    pub tenant: Option<String>,
 }
 
 /// A PostgreSQL connection string; `Debug` hides it (it may hold a password).
@@ -87,7 +98,24 @@ impl Source {
             url: PgUrl(url.to_owned()),
             chain_id,
             label: format!("pg:{}", hex::encode(&chain_id[..8])),
+            only: None,
         }
+    }
+
+    /// This source, its time scans narrowed to one vendor's entries where the source can
+    /// do it cheaply (PostgreSQL, through its vendor index; a journal is read whole). For
+    /// a vendor's journal, whose rules drop every other vendor's events anyway; never for
+    /// a report (silent sources, shared accounts look across vendors). Whole-chain scans
+    /// ([`Source::scan_all`], what verification reads) are never narrowed.
+    pub fn only_vendor(&self, vendor: &str, tenant: Option<&str>) -> Source {
+        let mut narrowed = self.clone();
+        if let Source::Postgres { only, .. } = &mut narrowed {
+            *only = Some(VendorOnly {
+                vendor: vendor.to_owned(),
+                tenant: tenant.map(str::to_owned),
+            });
+        }
+        narrowed
     }
 
     /// Every chain the PostgreSQL database at `url` holds (those the collectors
@@ -165,7 +193,8 @@ impl Source {
                 url,
                 chain_id,
                 label,
-            } => PgScan::start(url, *chain_id, from, to, label),
+                only,
+            } => PgScan::start(url, *chain_id, (from, to), only.clone(), label),
         }
     }
 
@@ -183,9 +212,20 @@ impl Source {
                     label: label.as_str().into(),
                 })
             }
-            Source::Postgres { .. } => self.scan_time(
-                OffsetDateTime::UNIX_EPOCH,
-                PrimitiveDateTime::MAX.assume_utc(),
+            Source::Postgres {
+                url,
+                chain_id,
+                label,
+                ..
+            } => PgScan::start(
+                url,
+                *chain_id,
+                (
+                    OffsetDateTime::UNIX_EPOCH,
+                    PrimitiveDateTime::MAX.assume_utc(),
+                ),
+                None,
+                label,
             ),
         }
     }
@@ -284,8 +324,8 @@ impl PgScan {
     fn start(
         url: &PgUrl,
         chain_id: [u8; 16],
-        from: OffsetDateTime,
-        to: OffsetDateTime,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        only: Option<VendorOnly>,
         label: &str,
     ) -> Result<SourceScan, AuditError> {
         let (tx, batches) = mpsc::sync_channel(PG_QUEUE_BATCHES);
@@ -297,9 +337,23 @@ impl PgScan {
                 let read = on_runtime(async move {
                     let (client, connection) = store::pg::connect(&url).await?;
                     store::pg::require_current(&client).await?;
+                    let tenants = match &only {
+                        None => Vec::new(),
+                        Some(VendorOnly {
+                            tenant: Some(t), ..
+                        }) => vec![t.clone()],
+                        Some(VendorOnly { tenant: None, .. }) => {
+                            store::pg::tenants(&client).await?
+                        }
+                    };
+                    let range = store::pg::StoredRange {
+                        from,
+                        to,
+                        vendor: only.as_ref().map(|o| (o.vendor.as_str(), tenants.as_slice())),
+                    };
                     let mut batch = Vec::with_capacity(PG_BATCH);
                     let mut gone = false;
-                    store::pg::for_each_stored(&client, chain_id, from, to, |stored| {
+                    store::pg::for_each_stored(&client, chain_id, range, |stored| {
                         batch.push(stored);
                         if batch.len() < PG_BATCH {
                             return true;

@@ -550,7 +550,14 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
             opts.check_chains = false;
             opts.check_retention = false;
             let (from, to) = (cfg.from, cfg.to);
-            let audit = audit::run(&ledger, cfg, opts)?;
+            // The rules see only this vendor's events: PostgreSQL reads just those.
+            let narrowed = Ledger {
+                events: (ledger.events.iter())
+                    .map(|s| s.only_vendor(&vendor, tenant.as_deref()))
+                    .collect(),
+                ..ledger.clone()
+            };
+            let audit = audit::run(&narrowed, cfg, opts)?;
             // Recorded before anything is handed out: no export without its trace.
             let scope = format!(
                 "vendor={vendor} tenant={} from={} to={}{}",

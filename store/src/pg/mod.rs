@@ -68,7 +68,8 @@ pub use copy_in::{
 };
 pub use error::{ChainId, PgError};
 pub use read::{
-    LedgerQuery, LedgerRow, chains, for_each_record, for_each_stored, query, verify_chain,
+    LedgerQuery, LedgerRow, StoredRange, chains, for_each_record, for_each_stored, query, tenants,
+    verify_chain,
 };
 pub use replicator::{ReplicationStatus, Replicator, ReplicatorConfig, error_chain};
 pub use retention::{

@@ -25,6 +25,21 @@ const CHAIN_STORED: &str = "SELECT seq, epoch, mac, received_at, canonical FROM 
     WHERE chain_id = $1 AND part_at >= $2 AND received_at >= $2 AND received_at < $3 \
     ORDER BY seq";
 
+/// [`CHAIN_STORED`] narrowed to one vendor in some tenants (index `entries_vendor_time`,
+/// then a sort by seq of the vendor's rows only).
+const CHAIN_STORED_VENDOR: &str = "SELECT seq, epoch, mac, received_at, canonical FROM entries \
+    WHERE chain_id = $1 AND part_at >= $2 AND received_at >= $2 AND received_at < $3 \
+    AND vendor = $4 AND tenant = ANY($5) ORDER BY seq";
+
+/// The distinct tenants of `entries`, one index probe each (a loose scan of
+/// `entries_vendor_time`, which PostgreSQL does not do by itself).
+const TENANTS: &str = "WITH RECURSIVE t(tenant) AS ( \
+        (SELECT tenant FROM entries ORDER BY tenant LIMIT 1) \
+        UNION ALL \
+        SELECT (SELECT e.tenant FROM entries e WHERE e.tenant > t.tenant \
+                ORDER BY e.tenant LIMIT 1) FROM t WHERE t.tenant IS NOT NULL) \
+    SELECT tenant FROM t WHERE tenant IS NOT NULL";
+
 /// The chains PostgreSQL holds: those the replicator has a position for.
 const CHAINS: &str = "SELECT chain_id FROM replication_positions ORDER BY chain_id";
 
@@ -215,25 +230,60 @@ pub async fn chains(client: &impl GenericClient) -> Result<Vec<[u8; 16]>, PgErro
         .collect()
 }
 
-/// Reads the entries of a chain received in `[from, to)` in seq order, as the journal
-/// stores them, and hands each to `each` until it returns `false`; streaming, so memory
-/// stays bounded whatever the range. Returns how many were handed over.
+/// The tenants that have entries (seals' [`super::CHAIN_TENANT`] among them).
+///
+/// # Errors
+/// [`PgError::Query`].
+pub async fn tenants(client: &impl GenericClient) -> Result<Vec<String>, PgError> {
+    let rows = client
+        .query(TENANTS, &[])
+        .await
+        .map_err(PgError::query("read", "entries", None))?;
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(PgError::query("read", "entries", None)))
+        .collect()
+}
+
+/// Which entries of a chain [`for_each_stored`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRange<'a> {
+    /// Received from this instant…
+    pub from: OffsetDateTime,
+    /// …up to this one (excluded).
+    pub to: OffsetDateTime,
+    /// Only the entries of this vendor in these tenants: a vendor's journal reads its
+    /// rows through the vendor index instead of the whole chain. The chain is then not
+    /// whole: never verify what such a read gives.
+    pub vendor: Option<(&'a str, &'a [String])>,
+}
+
+/// Reads the entries of a chain in `range` in seq order, as the journal stores them, and
+/// hands each to `each` until it returns `false`; streaming, so memory stays bounded
+/// whatever the range. Returns how many were handed over.
 ///
 /// # Errors
 /// [`PgError::Query`], [`PgError::BadRow`] for a value out of range.
 pub async fn for_each_stored(
     client: &impl GenericClient,
     chain_id: [u8; 16],
-    from: OffsetDateTime,
-    to: OffsetDateTime,
+    range: StoredRange<'_>,
     mut each: impl FnMut(StoredEntry) -> bool,
 ) -> Result<u64, PgError> {
     let id = &chain_id[..];
-    let params: [&(dyn postgres_types::ToSql + Sync); 3] = [&id, &from, &to];
-    let stream = client
-        .query_raw(CHAIN_STORED, params)
-        .await
-        .map_err(PgError::query("read", "entries", None))?;
+    let (from, to) = (range.from, range.to);
+    let read = PgError::query("read", "entries", None);
+    let stream = match range.vendor {
+        None => {
+            let params: [&(dyn postgres_types::ToSql + Sync); 3] = [&id, &from, &to];
+            client.query_raw(CHAIN_STORED, params).await
+        }
+        Some((vendor, tenants)) => {
+            let params: [&(dyn postgres_types::ToSql + Sync); 5] =
+                [&id, &from, &to, &vendor, &tenants];
+            client.query_raw(CHAIN_STORED_VENDOR, params).await
+        }
+    }
+    .map_err(read)?;
     let mut stream = pin!(stream);
     let mut n = 0;
     while let Some(row) = stream
