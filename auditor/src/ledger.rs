@@ -347,6 +347,7 @@ impl PgScan {
                         }
                     };
                     let range = store::pg::StoredRange {
+                        from_seq: 0,
                         from,
                         to,
                         vendor: only.as_ref().map(|o| (o.vendor.as_str(), tenants.as_slice())),

@@ -57,6 +57,29 @@ async fn a_large_journal_replicates_and_verifies_from_postgresql() {
     assert!(report.macs_checked && report.signatures_checked);
     assert_eq!(report.unsealed_tail, None);
     assert!(report.good_seals >= 4, "{report:?}");
+
+    // The chain is read in pages of 65,536 rows. A copy of the last row of the first page
+    // under another tenant is a second row with that seq, first on the next page: it is
+    // read, and verification says the seq is stored twice.
+    let n = client
+        .execute(
+            "INSERT INTO entries SELECT chain_id, seq, 'zz-forged', part_at, epoch, mac, digest, \
+             entry_type, kind, source, vendor, person, account, target, session_id, \
+             source_addr, occurred_at, received_at, canonical FROM entries WHERE seq = 65535",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
+        .await
+        .unwrap();
+    assert_eq!(report.records, head.next_seq + 1);
+    assert_eq!(
+        report.problems,
+        vec![proto::verify::Problem::Duplicated { seq: 65535 }],
+        "{report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
