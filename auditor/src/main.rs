@@ -439,9 +439,9 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
                     )
                     .into());
                 };
-                let report = verify_postgres(&url, key)?;
-                auditor::verify::print(&report, &mut out).context("cannot print the report")?;
-                return Ok(if report.is_intact() {
+                let outcome = verify_postgres(&url, key)?;
+                outcome.print(&mut out).context("cannot print the report")?;
+                return Ok(if outcome.is_intact() {
                     Outcome::Clean
                 } else {
                     Outcome::Findings
@@ -798,25 +798,23 @@ fn declaration(what: Declare) -> anyhow::Result<Vec<(Origin, DeclarationBody)>> 
 }
 
 /// Verifies the chain of `key` as the PostgreSQL database at `url` holds it.
-fn verify_postgres(url: &str, key: &std::path::Path) -> anyhow::Result<proto::verify::Report> {
+fn verify_postgres(url: &str, key: &Path) -> anyhow::Result<auditor::verify::Outcome> {
     let keys = store::journal::VerifierKeys::read(key)
         .with_context(|| format!("cannot read the verifier key {}", key.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async {
-        let (client, connection) = store::pg::connect(url)
-            .await
-            .context("cannot connect to PostgreSQL")?;
-        store::pg::require_current(&client)
-            .await
-            .context("PostgreSQL's schema")?;
-        let report = store::pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
-            .await
-            .with_context(|| format!("cannot read chain {}", hex::encode(keys.chain_id)))?;
-        drop(client);
-        connection.abort();
-        Ok(report)
-    })
+    let chain = Source::postgres(url, keys.chain_id);
+    if !Source::postgres_chains(url, &[])?.contains(&chain) {
+        return Err(auditor::AuditError::arg(
+            "key",
+            format!(
+                "chain {} (the key's) is not in this database: nothing was replicated from it",
+                hex::encode(keys.chain_id)
+            ),
+        )
+        .into());
+    }
+    let ledger = Ledger {
+        chain_keys: vec![key.to_path_buf()],
+        ..Ledger::default()
+    };
+    Ok(auditor::verify::source(&ledger, &chain)?)
 }

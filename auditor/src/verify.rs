@@ -6,10 +6,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use proto::verify::{Body, Record, Report, Verifier};
+use proto::verify::{Report, Verifier};
 use store::journal::{JournalError, JournalReader, VerifierKeys};
 
+use crate::audit::Ledger;
 use crate::error::AuditError;
+use crate::ledger::Source;
 use crate::progress::Progress;
 
 /// Verifies the journal in `dir` with the verifier keys in `keys`.
@@ -17,8 +19,8 @@ use crate::progress::Progress;
 /// # Errors
 /// The journal or the key file cannot be read, or a record cannot be read back (the
 /// error names the segment and offset).
-pub fn journal(dir: &Path, keys: &Path) -> Result<Outcome, AuditError> {
-    let keys = VerifierKeys::read(keys).map_err(AuditError::journal(keys))?;
+pub fn journal(dir: &Path, key_file: &Path) -> Result<Outcome, AuditError> {
+    let keys = VerifierKeys::read(key_file).map_err(AuditError::journal(key_file))?;
     let reader = JournalReader::open(dir).map_err(AuditError::journal(dir))?;
     if reader.chain_id() != keys.chain_id {
         return Err(AuditError::arg(
@@ -31,26 +33,40 @@ pub fn journal(dir: &Path, keys: &Path) -> Result<Outcome, AuditError> {
             ),
         ));
     }
-    let mut verifier = Verifier::new(keys.verify_keys());
+    let ledger = Ledger {
+        keys: vec![(dir.to_path_buf(), key_file.to_path_buf())],
+        ..Ledger::default()
+    };
+    source(&ledger, &Source::journal(dir))
+}
+
+/// Verifies one chain of the ledger, a journal or a chain in PostgreSQL, with the keys the
+/// ledger has for it ([`Ledger::verifier_keys`]; without any, seq continuity only).
+///
+/// # Errors
+/// The chain or its key file cannot be read (PostgreSQL unreachable, a journal missing).
+pub fn source(ledger: &Ledger, source: &Source) -> Result<Outcome, AuditError> {
+    let keys = ledger
+        .verifier_keys(source)?
+        .map(|k| k.verify_keys())
+        .unwrap_or_default();
+    let mut verifier = Verifier::new(keys);
     let mut progress = Progress::new("verifying", None);
-    for stored in reader.scan_seq(0..=u64::MAX) {
-        let stored = match stored {
-            Ok(stored) => stored,
-            // Damage the journal's own checksums catch is evidence too: report it as a
-            // verification failure, with what was verified up to it.
-            Err(e @ (JournalError::Corrupt { .. } | JournalError::BadHeader { .. })) => {
+    for located in source.scan_all()? {
+        match located {
+            Ok(located) => verifier.push(located.stored.into()),
+            Err(AuditError::Journal {
+                source: e @ (JournalError::Corrupt { .. } | JournalError::BadHeader { .. }),
+                ..
+            }) => {
                 progress.done(verifier.report().records);
                 return Ok(Outcome::Damaged {
                     report: verifier.finish(),
                     damage: e.to_string(),
                 });
             }
-            Err(e) => return Err(AuditError::journal(dir)(e)),
-        };
-        verifier.push(Record {
-            link: stored.link,
-            body: Body::Full(stored.canonical),
-        });
+            Err(e) => return Err(e),
+        }
         progress.tick(verifier.report().records);
     }
     let report = verifier.finish();

@@ -61,6 +61,16 @@ async fn verify_reads_the_chain_from_postgresql_and_names_a_tampered_row() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("seq 7: content altered"), "{out}");
 
+    // The key of a chain that was never replicated there: an error, not "intact".
+    let (code, out) = tokio::task::spawn_blocking({
+        let (url, key) = (url.clone(), m.ledger.join(store::journal::VERIFIER_FILE));
+        move || verify(&url, &key)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is not in this database"), "{out}");
+
     drop(client);
     conn.abort();
 }
