@@ -6,17 +6,30 @@
 //! [tls]                      # HTTPS (rustls, ring); plain HTTP only with
 //! cert_file = "…"            # `--insecure-loopback`, on a loopback address
 //! key_file = "…"
+//! client_ca_file = "…"       # optional: users may log in with a client certificate
+//! client_crl_files = ["…"]   # optional: CRLs of the client CA (default none)
+//! require_client_cert = false  # true: no certificate, no handshake (default false)
 //! [limits]                   # every field has a default
 //! max_body_bytes = 1048576
 //! [ledger]
 //! declarations = "/var/lib/vigie/auditor"
 //! events = ["/var/lib/vigie/data"]
-//! [[users]]
+//! postgres_url = "host=… dbname=vigie"      # optional: events from PostgreSQL too
+//! chain_keys = ["/etc/vigie/keys/c1.key"]   # verifier keys, matched by chain id
+//! [[users]]                  # one of token_sha256, cert_subject, cert_sha256 at least
 //! name = "rssi.dupont"
 //! token_sha256 = "<64 hex digits>"
+//! cert_subject = "rssi.dupont@chu-lyon.fr"   # SAN e-mail or DNS name (CN if no SAN)
+//! cert_sha256 = "<64 hex digits>"            # optional pin of one certificate
 //! role = "rssi"
 //! tenants = ["chu-lyon"]
 //! ```
+//!
+//! With `client_ca_file`, the server asks every client for a certificate and verifies the
+//! one it gets against that CA (and the CRLs): an unverifiable certificate fails the
+//! handshake. A client without a certificate still logs in with a token, unless
+//! `require_client_cert` is set. How a certificate names a user, and what happens when a
+//! request carries both a certificate and a token, is [`crate::access`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,7 +59,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
 }
 
-/// The server certificate chain and key, PEM files.
+/// The server certificate chain and key, PEM files, and what users' client certificates
+/// are checked against.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
@@ -54,6 +68,20 @@ pub struct TlsFiles {
     pub cert_file: PathBuf,
     /// Private key.
     pub key_file: PathBuf,
+    /// CA certificates (PEM) that issue users' client certificates. When set, the server
+    /// asks for a client certificate and verifies it against them; absent (the default),
+    /// no certificate is asked for and users log in with tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Certificate revocation lists (PEM) of the client CAs, read at start; with
+    /// any, the revocation status of every certificate of a client's chain must be known
+    /// (default: none, no revocation check). Needs `client_ca_file`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_crl_files: Vec<PathBuf>,
+    /// Refuse the handshake to a client without a certificate, so that tokens alone no
+    /// longer open anything (default false). Needs `client_ca_file`.
+    #[serde(default)]
+    pub require_client_cert: bool,
 }
 
 /// Bounds on requests and work.
@@ -121,19 +149,6 @@ pub struct KeyFile {
     pub journal: PathBuf,
     /// Its verifier key file.
     pub key: PathBuf,
-}
-
-impl LedgerConfig {
-    /// The verifier key file of `journal`.
-    pub fn key_of(&self, journal: &Path) -> PathBuf {
-        self.verifier_keys
-            .iter()
-            .find(|k| k.journal == journal)
-            .map_or_else(
-                || journal.join(store::journal::VERIFIER_FILE),
-                |k| k.key.clone(),
-            )
-    }
 }
 
 /// Rule settings.

@@ -15,9 +15,13 @@
 //! 503 not answered within request_timeout_ms
 //! ```
 //!
-//! Who may call what is [`crate::access`]. Every report, journal, bundle and page served
-//! is first recorded in the auditor's ledger (`AccessRecorded`, `filed_by` the
-//! authenticated user): nothing is handed out without its trace.
+//! Who may call what is [`crate::access`]: users authenticate with a bearer token, with a
+//! client certificate (when `[tls] client_ca_file` is set), or both. The certificate is
+//! verified during the handshake (an unverifiable one gets no connection) and mapped to a
+//! user once per connection; a verified certificate that is no user's (a source's) gets
+//! 403 on every route. Every report, journal, bundle and page served is first recorded in
+//! the auditor's ledger (`AccessRecorded`, `filed_by` the authenticated user, however
+//! they authenticated): nothing is handed out without its trace.
 //!
 //! Each phase has its own bound: TLS handshake, request headers, request body (size and
 //! time), and the answer (`request_timeout_ms`); reports run on blocking threads, at most
@@ -41,7 +45,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use proto::model::DeclarationBody;
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -50,7 +54,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::access::{Action, Auth, User, Users, UsersError};
+use crate::access::{Action, Auth, ClientCert, User, Users, UsersError};
 use crate::audit::{self, Audit, Ledger, RunOptions};
 use crate::config::{Config, TlsFiles};
 use crate::declare::{self, Filer, Origin};
@@ -96,10 +100,14 @@ pub enum ServeError {
 }
 
 /// Builds the TLS server configuration: TLS 1.3 and 1.2, the `ring` provider, the server
-/// certificate and key; clients authenticate with a token, not a certificate.
+/// certificate and key, and the client certificate check. Without `client_ca_file` no
+/// client certificate is asked for; with it, one is asked for and verified against those
+/// CAs and `client_crl_files`, and is optional unless `require_client_cert` is set (a
+/// client without one then authenticates with a token).
 ///
 /// # Errors
-/// [`ServeError::Pem`] naming the file, [`ServeError::Tls`].
+/// [`ServeError::Pem`] naming the file, [`ServeError::Tls`]; [`ServeError::Transport`]
+/// when `client_crl_files` or `require_client_cert` come without `client_ca_file`.
 pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     let pem = |what, path: &Path| {
         let path = path.to_path_buf();
@@ -123,14 +131,69 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServeEr
     let key = PrivateKeyDer::from_pem_file(&files.key_file)
         .map_err(pem("private key", &files.key_file))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = client_verifier(files, &provider)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| ServeError::Tls(format!("protocol versions: {e}")))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|e| ServeError::Tls(format!("server certificate and key: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The check of client certificates `files` asks for: none without `client_ca_file`;
+/// otherwise verified against its CAs (and CRLs), optional unless `require_client_cert`.
+fn client_verifier(
+    files: &TlsFiles,
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, ServeError> {
+    let Some(ca_file) = &files.client_ca_file else {
+        if files.require_client_cert || !files.client_crl_files.is_empty() {
+            return Err(ServeError::Transport(
+                "[tls] require_client_cert and client_crl_files need client_ca_file".into(),
+            ));
+        }
+        return Ok(rustls::server::WebPkiClientVerifier::no_client_auth());
+    };
+    let pem = |what, path: &Path, reason: String| ServeError::Pem {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let cas = CertificateDer::pem_file_iter(ca_file)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| pem("client CA", ca_file, e.to_string()))?;
+    if cas.is_empty() {
+        return Err(pem("client CA", ca_file, "no certificate".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(ca)
+            .map_err(|e| pem("client CA", ca_file, e.to_string()))?;
+    }
+    let mut crls = Vec::new();
+    for crl_file in &files.client_crl_files {
+        let these = CertificateRevocationListDer::pem_file_iter(crl_file)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| pem("client CRL", crl_file, e.to_string()))?;
+        if these.is_empty() {
+            return Err(pem("client CRL", crl_file, "no X509 CRL block".into()));
+        }
+        crls.extend(these);
+    }
+    let mut builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .with_crls(crls);
+    if !files.require_client_cert {
+        builder = builder.allow_unauthenticated();
+    }
+    builder
+        .build()
+        .map_err(|e| ServeError::Tls(format!("client certificate verifier: {e}")))
 }
 
 /// How connections are carried.
@@ -185,6 +248,15 @@ impl App {
     /// [`ServeError::Users`] when the users file is refused.
     pub fn new(config: Config) -> Result<Arc<App>, ServeError> {
         let users = Users::new(&config.users)?;
+        let asks_certificates = config
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
+        if users.any_by_certificate() && !asks_certificates {
+            tracing::warn!(
+                "users identified by certificate cannot log in: [tls] client_ca_file is not set"
+            );
+        }
         Ok(Arc::new(App {
             runs: Arc::new(Semaphore::new(config.limits.max_concurrent_runs.max(1))),
             users,
@@ -194,18 +266,27 @@ impl App {
         }))
     }
 
-    fn ledger(&self) -> Ledger {
+    /// The ledger as configured. With PostgreSQL, its chains are listed at each call: a
+    /// collector's new chain is read without a restart.
+    fn ledger(&self) -> Result<Ledger, AuditError> {
         let l = &self.config.ledger;
-        Ledger {
-            declarations: vec![Source::journal(&l.declarations)],
-            events: l.events.iter().map(Source::journal).collect(),
+        let declarations = Source::journal(&l.declarations);
+        let mut events: Vec<Source> = l.events.iter().map(Source::journal).collect();
+        if let Some(url) = &l.postgres_url {
+            // The auditor's own chain is read from its journal, even if replicated too.
+            let own = declarations.chain_id().ok();
+            events.extend(Source::postgres_chains(&url.0, own.as_slice())?);
+        }
+        Ok(Ledger {
+            declarations: vec![declarations],
+            events,
             keys: l
                 .verifier_keys
                 .iter()
                 .map(|k| (k.journal.clone(), k.key.clone()))
                 .collect(),
-            chain_keys: Vec::new(),
-        }
+            chain_keys: l.chain_keys.clone(),
+        })
     }
 
     fn rules(&self, from: OffsetDateTime, to: OffsetDateTime) -> RuleConfig {
@@ -285,11 +366,17 @@ pub async fn run(
         tracker.spawn(async move {
             let _permit = permit;
             match acceptor {
-                None => serve_connection(tcp, peer, app, stop).await,
+                None => serve_connection(tcp, peer, ClientCert::Absent, app, stop).await,
                 Some(acceptor) => {
                     let limit = Duration::from_millis(app.config.limits.handshake_timeout_ms);
                     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => serve_connection(tls, peer, app, stop).await,
+                        Ok(Ok(tls)) => {
+                            let cert = client_cert(&tls, peer, &app);
+                            serve_connection(tls, peer, cert, app, stop).await;
+                        }
+                        Ok(Err(e)) if refused_client_certificate(&e) => {
+                            tracing::info!(%peer, error = %e, "client certificate refused");
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
                         Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
                     }
@@ -313,14 +400,59 @@ fn is_transient(e: &std::io::Error) -> bool {
     ) || e.raw_os_error() == Some(24) // EMFILE: wait for a descriptor to be freed
 }
 
-async fn serve_connection<S>(stream: S, peer: SocketAddr, app: Arc<App>, stop: CancellationToken)
-where
+/// Whether a handshake failed on the client's certificate (unknown CA, expired, revoked,
+/// missing when required): worth a line at the default level, unlike a scanner's noise.
+fn refused_client_certificate(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
+}
+
+/// Who the client certificate of a connection (verified by rustls) identifies.
+fn client_cert<S>(
+    tls: &tokio_rustls::server::TlsStream<S>,
+    peer: SocketAddr,
+    app: &App,
+) -> ClientCert {
+    let Some(certificate) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        return ClientCert::Absent;
+    };
+    let cert = app.users.identify(certificate);
+    match &cert {
+        ClientCert::User(user) => {
+            tracing::debug!(%peer, user = %user.name, "client certificate identifies a user");
+        }
+        ClientCert::NoUser { names } => tracing::warn!(
+            %peer,
+            certificate_names = ?names,
+            "client certificate identifies no user: every request refused"
+        ),
+        ClientCert::SeveralUsers { users } => tracing::warn!(
+            %peer,
+            ?users,
+            "client certificate identifies several users: every request refused"
+        ),
+        ClientCert::Absent => {}
+    }
+    cert
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    cert: ClientCert,
+    app: Arc<App>,
+    stop: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let header_timeout = Duration::from_millis(app.config.limits.header_timeout_ms);
+    let cert = Arc::new(cert);
     let service = hyper::service::service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(handle(req, &app).await) }
+        let (app, cert) = (app.clone(), cert.clone());
+        async move { Ok::<_, Infallible>(handle(req, &cert, &app).await) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -450,7 +582,7 @@ struct Req {
     raw_query: Option<String>,
 }
 
-async fn handle(req: Request<Incoming>, app: &Arc<App>) -> Resp {
+async fn handle(req: Request<Incoming>, cert: &ClientCert, app: &Arc<App>) -> Resp {
     let path = req.uri().path().to_owned();
     let page = path.starts_with("/t/");
     let query = parse_query(req.uri().query().unwrap_or(""));
@@ -478,15 +610,16 @@ async fn handle(req: Request<Incoming>, app: &Arc<App>) -> Resp {
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let user = match app.users.authenticate(authorization.as_deref()) {
+    let user = match app.users.authenticate(cert, authorization.as_deref()) {
         Auth::User(u) => u,
         Auth::Missing => {
             return status(StatusCode::UNAUTHORIZED, "credentials required")
                 .into_response(page_lang);
         }
-        Auth::Refused => {
-            tracing::info!(path, "unknown credentials refused");
-            return status(StatusCode::FORBIDDEN, "forbidden").into_response(page_lang);
+        Auth::Refused(why) => {
+            tracing::info!(path, reason = ?why, "credentials refused");
+            let message = why.message(page_lang.unwrap_or(Lang::En));
+            return status(StatusCode::FORBIDDEN, message).into_response(page_lang);
         }
     };
     let limit = Duration::from_millis(app.config.limits.request_timeout_ms);
@@ -650,7 +783,20 @@ where
 }
 
 fn run_audit(app: &App, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, ApiError> {
-    audit::run(&app.ledger(), cfg, opts).map_err(|e| run_error(&e))
+    let ledger = app.ledger().map_err(|e| run_error(&e))?;
+    audit::run(&ledger, cfg, opts).map_err(|e| run_error(&e))
+}
+
+/// A vendor's journal: only that vendor's events are read where the ledger can narrow its
+/// reading (PostgreSQL), as the rules drop every other vendor's events anyway.
+fn run_journal(app: &App, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, ApiError> {
+    let mut ledger = app.ledger().map_err(|e| run_error(&e))?;
+    if let Some(vendor) = &cfg.vendor {
+        ledger.events = (ledger.events.iter())
+            .map(|s| s.only_vendor(vendor, cfg.tenant.as_deref()))
+            .collect();
+    }
+    audit::run(&ledger, cfg, opts).map_err(|e| run_error(&e))
 }
 
 fn report_options() -> RunOptions {
@@ -732,7 +878,7 @@ async fn journal(t: &str, v: &str, r: &Req, user: &User, app: &Arc<App>) -> Resu
             check_retention: false,
             progress: false,
         };
-        let audit = run_audit(app, cfg, opts)?;
+        let audit = run_journal(app, cfg, opts)?;
         let scope = format!(
             "vendor={vendor} tenant={tenant} from={} to={} via=api",
             rfc3339(from),
@@ -774,8 +920,9 @@ async fn bundle(t: &str, v: &str, r: &Req, user: &User, app: &Arc<App>) -> Resul
         );
         app.record(&user, &tenant, "journal_export", &scope)?;
         let mut out = Vec::new();
+        let ledger = app.ledger().map_err(|e| run_error(&e))?;
         crate::export::write_bundle(
-            &app.ledger(),
+            &ledger,
             crate::export::BundleScope {
                 vendor: &vendor,
                 tenant: Some(&tenant),
@@ -983,15 +1130,11 @@ async fn verify(user: &User, app: &Arc<App>) -> Result<Resp, ApiError> {
         return Err(forbidden());
     }
     let verdicts = blocking(app, |app| {
-        let l = &app.config.ledger;
-        let journals = std::iter::once(("declarations".to_owned(), &l.declarations)).chain(
-            l.events
-                .iter()
-                .enumerate()
-                .map(|(i, dir)| (format!("events-{i}"), dir)),
-        );
-        Ok(journals
-            .map(|(name, dir)| verdict(name, dir, &l.key_of(dir)))
+        let ledger = app.ledger().map_err(|e| run_error(&e))?;
+        Ok(ledger
+            .all_sources()
+            .into_iter()
+            .map(|source| verdict(&ledger, source))
             .collect::<Vec<_>>())
     })
     .await?;
@@ -1004,8 +1147,10 @@ async fn verify(user: &User, app: &Arc<App>) -> Result<Resp, ApiError> {
     ))
 }
 
-fn verdict(journal: String, dir: &Path, key: &Path) -> JournalVerdict {
-    let (report, damage, error) = match crate::verify::journal(dir, key) {
+/// The verdict on one chain; its name is the label findings cite.
+fn verdict(ledger: &Ledger, source: &Source) -> JournalVerdict {
+    let journal = source.label().to_owned();
+    let (report, damage, error) = match crate::verify::source(ledger, source) {
         Ok(crate::verify::Outcome::Read(report)) => (report, None, None),
         Ok(crate::verify::Outcome::Damaged { report, damage }) => (report, Some(damage), None),
         Err(e) => {
@@ -1015,7 +1160,8 @@ fn verdict(journal: String, dir: &Path, key: &Path) -> JournalVerdict {
     };
     JournalVerdict {
         journal,
-        intact: error.is_none() && damage.is_none() && report.is_intact(),
+        // A chain whose MACs could not be checked (no verifier key) is not called intact.
+        intact: error.is_none() && damage.is_none() && report.is_intact() && report.macs_checked,
         error,
         damage,
         records: report.records,
@@ -1134,6 +1280,23 @@ mod tests {
         assert_eq!(q["flag"], "");
         assert_eq!(percent_encode("chu lyon/é"), "chu%20lyon%2F%C3%A9");
         assert_eq!(percent_decode(&percent_encode("chu lyon/é")), "chu lyon/é");
+    }
+
+    #[test]
+    fn refused_client_certificates_are_told_from_other_handshake_failures() {
+        let wrapped = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        assert!(refused_client_certificate(&wrapped(
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)
+        )));
+        assert!(refused_client_certificate(&wrapped(
+            rustls::Error::NoCertificatesPresented
+        )));
+        assert!(!refused_client_certificate(&wrapped(
+            rustls::Error::DecryptError
+        )));
+        assert!(!refused_client_certificate(
+            &std::io::ErrorKind::UnexpectedEof.into()
+        ));
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl Source {
             Source::Journal { dir, label } => {
                 let reader = JournalReader::open(dir).map_err(AuditError::journal(dir))?;
                 Ok(SourceScan::Journal {
-                    scan: reader.scan_time(from, to),
+                    scan: Box::new(reader.scan_time(from, to)),
                     dir: dir.clone(),
                     label: label.as_str().into(),
                 })
@@ -207,7 +207,7 @@ impl Source {
             Source::Journal { dir, label } => {
                 let reader = JournalReader::open(dir).map_err(AuditError::journal(dir))?;
                 Ok(SourceScan::Journal {
-                    scan: reader.scan_seq(0..=u64::MAX),
+                    scan: Box::new(reader.scan_seq(0..=u64::MAX)),
                     dir: dir.clone(),
                     label: label.as_str().into(),
                 })
@@ -281,8 +281,8 @@ impl Located {
 pub enum SourceScan {
     /// Of a local journal.
     Journal {
-        /// The store's scan.
-        scan: Scan,
+        /// The store's scan (boxed: it is much larger than a PostgreSQL scan).
+        scan: Box<Scan>,
         /// The directory, for errors.
         dir: PathBuf,
         /// The label.
@@ -350,7 +350,9 @@ impl PgScan {
                         from_seq: 0,
                         from,
                         to,
-                        vendor: only.as_ref().map(|o| (o.vendor.as_str(), tenants.as_slice())),
+                        vendor: only
+                            .as_ref()
+                            .map(|o| (o.vendor.as_str(), tenants.as_slice())),
                     };
                     let mut batch = Vec::with_capacity(PG_BATCH);
                     let mut gone = false;
@@ -404,9 +406,7 @@ impl Iterator for PgScan {
                 Ok(Ok(batch)) => self.batch = batch.into_iter(),
                 Ok(Err(e)) => {
                     self.ended = true;
-                    return Some(Err(AuditError::postgres(format!("read {}", self.label))(
-                        e,
-                    )));
+                    return Some(Err(AuditError::postgres(format!("read {}", self.label))(e)));
                 }
                 Err(mpsc::RecvError) => {
                     self.ended = true;

@@ -330,9 +330,20 @@ pub fn timeline_page(audit: &Audit, tenant: &str, lang: Lang, now: OffsetDateTim
 /// The page of a refusal or an error.
 pub fn error_page(status: u16, message: &str, lang: Lang) -> String {
     let l = labels(lang);
-    let text = match status {
-        401 => l.unauthorized.to_owned(),
-        403 => l.forbidden.to_owned(),
+    // A bare refusal says it in the page's language; a refusal with a reason (a
+    // certificate that is no user's) gives the reason, already in that language.
+    let text = match (status, message) {
+        (401, _) => l.unauthorized.to_owned(),
+        (403, "forbidden") => l.forbidden.to_owned(),
+        (403, reason) => {
+            let mut chars = reason.chars();
+            let first = chars.next().map(char::to_uppercase);
+            esc(&format!(
+                "{}{}.",
+                first.into_iter().flatten().collect::<String>(),
+                chars.as_str()
+            ))
+        }
         _ => esc(message),
     };
     let mut h = String::new();

@@ -320,6 +320,9 @@ async fn https_with_rustls() {
     cfg.tls = Some(auditor::config::TlsFiles {
         cert_file: cert,
         key_file: key,
+        client_ca_file: None,
+        client_crl_files: vec![],
+        require_client_cert: false,
     });
     let transport = Transport::from_config(&cfg, false).expect("tls");
     let s = Running::start(cfg, transport).await;
@@ -334,8 +337,9 @@ async fn https_with_rustls() {
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots);
-    // A source's certificate opens nothing: without a token it is 401, with one not a
-    // user's it is 403.
+    // Without client_ca_file no certificate is asked for, so a source's certificate
+    // counts for nothing: without a token it is 401, with one not a user's it is 403.
+    // (With client_ca_file, see tests/mtls.rs: 403 whatever the token.)
     let chain = rustls_pki_types::CertificateDer::pem_slice_iter(source.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("chain");
@@ -409,13 +413,16 @@ async fn https_with_rustls() {
 fn the_example_configuration_parses() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/auditor.toml");
     let example = auditor::config::Config::read(&path).expect("deploy/auditor.toml");
-    assert!(example.tls.is_some());
+    let tls = example.tls.as_ref().expect("[tls]");
+    assert!(tls.client_ca_file.is_some() && !tls.require_client_cert);
     assert_eq!(example.users.len(), 3);
-    auditor::access::Users::new(&example.users).expect("users");
+    let users = auditor::access::Users::new(&example.users).expect("users");
+    assert!(users.any_by_certificate());
+    let keys = &example.ledger.verifier_keys;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].journal, std::path::Path::new("/var/lib/vigie/data"));
     assert_eq!(
-        example
-            .ledger
-            .key_of(std::path::Path::new("/var/lib/vigie/data")),
+        keys[0].key,
         std::path::Path::new("/etc/vigie/keys/collector-1.verifier.key")
     );
     assert!(auditor::config::Config::parse("listen = \"127.0.0.1:1\"\nbogus = 1\n").is_err());

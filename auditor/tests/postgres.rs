@@ -6,6 +6,7 @@
 //! unreachable the test fails and says so.
 
 mod common;
+mod serving;
 
 use std::process::Command;
 
@@ -136,7 +137,10 @@ async fn a_report_from_postgresql_is_the_report_from_the_journal() {
             .expect("json")
             .replace(label, "events")
     };
-    assert_eq!(sessions(&from_pg, &label), sessions(&from_journal, "events"));
+    assert_eq!(
+        sessions(&from_pg, &label),
+        sessions(&from_journal, "events")
+    );
     assert_eq!(
         serde_json::to_string(&from_pg.stats).expect("json"),
         serde_json::to_string(&from_journal.stats).expect("json")
@@ -159,7 +163,10 @@ fn auditor_cmd(args: &[&str], paths: &[(&str, &std::path::Path)]) -> (i32, Strin
     for (flag, path) in paths {
         c.arg(flag).arg(path);
     }
-    let out = c.env("USER", "auditeur.test").output().expect("run auditor");
+    let out = c
+        .env("USER", "auditeur.test")
+        .output()
+        .expect("run auditor");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -182,7 +189,11 @@ async fn journal_bundle_and_report_from_postgresql_on_the_command_line() {
     args.extend(["--format", "json"]);
     let (code, out, err) = auditor_cmd(
         &args,
-        &[("--ledger", &m.ledger), ("--key", &key), ("--bundle", &bundle)],
+        &[
+            ("--ledger", &m.ledger),
+            ("--key", &key),
+            ("--bundle", &bundle),
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
@@ -288,4 +299,74 @@ fn an_unreachable_database_is_a_clear_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("PostgreSQL: cannot list the chains"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_reads_its_events_from_postgresql() {
+    let m = common::month();
+    let (_db, url) = replicated(&m).await;
+    let mut config = serving::server_config(&m.ledger, &m.events);
+    config.ledger.events.clear();
+    config.ledger.postgres_url = Some(auditor::ledger::PgUrl(url));
+    config.ledger.chain_keys = vec![m.events.join(store::journal::VERIFIER_FILE)];
+    let s = serving::Running::start(config, auditor::http::Transport::PlainLoopback).await;
+    let a = s.addr;
+    let period = format!("from={}&to={}", serving::FROM, serving::TO);
+
+    let r = serving::get(
+        a,
+        &format!("/api/v1/tenants/{}/report?{period}", common::TENANT),
+        "tok-rssi-lyon",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let findings = r.json()["findings"].as_array().map(Vec::len);
+    let from_journal = tokio::task::spawn_blocking({
+        let ledger = common::ledger(&m);
+        move || auditor::audit::run(&ledger, common::config(), common::options())
+    })
+    .await
+    .expect("join")
+    .expect("report from the journal");
+    assert_eq!(findings, Some(from_journal.findings.len()));
+
+    let r = serving::get(
+        a,
+        &format!(
+            "/api/v1/tenants/{}/vendors/medimage/journal?{period}",
+            common::TENANT
+        ),
+        "tok-rssi-lyon",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let sessions = tokio::task::spawn_blocking({
+        let ledger = common::ledger(&m);
+        move || {
+            let mut cfg = common::config();
+            cfg.vendor = Some("medimage".into());
+            cfg.keep_sessions = usize::MAX;
+            auditor::audit::run(&ledger, cfg, common::options())
+        }
+    })
+    .await
+    .expect("join")
+    .expect("journal from the journal");
+    assert!(!sessions.sessions.is_empty());
+    assert_eq!(
+        r.json().as_array().map(Vec::len),
+        Some(sessions.sessions.len())
+    );
+
+    // Both chains, the one in PostgreSQL checked with its key, verify.
+    let r = serving::get(a, "/api/v1/verify", "tok-auditor").await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["intact"], true, "{v}");
+    let names: Vec<&str> = (v["journals"].as_array().expect("journals").iter())
+        .filter_map(|j| j["journal"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{v}");
+    assert!(names.iter().any(|n| n.starts_with("pg:")), "{v}");
+    s.stop().await;
 }

@@ -42,6 +42,8 @@ pub fn server_config(ledger: &Path, events: &Path) -> Config {
             declarations: ledger.to_path_buf(),
             events: vec![events.to_path_buf()],
             verifier_keys: vec![],
+            postgres_url: None,
+            chain_keys: vec![],
         },
         rules: RulesConfig {
             silent_after_hours: 8 * 24,
@@ -51,7 +53,9 @@ pub fn server_config(ledger: &Path, events: &Path) -> Config {
             .iter()
             .map(|(name, token, role, tenants)| UserConfig {
                 name: (*name).into(),
-                token_sha256: token_sha256_hex(token),
+                token_sha256: Some(token_sha256_hex(token)),
+                cert_subject: None,
+                cert_sha256: None,
                 role: *role,
                 tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
             })

@@ -226,15 +226,16 @@ pub async fn for_each_record(
 /// # Errors
 /// [`PgError::Query`], [`PgError::BadRow`] for an id that is not 16 bytes.
 pub async fn chains(client: &impl GenericClient) -> Result<Vec<[u8; 16]>, PgError> {
-    let rows = client
-        .query(CHAINS, &[])
-        .await
-        .map_err(PgError::query("read", "replication_positions", None))?;
+    let rows = client.query(CHAINS, &[]).await.map_err(PgError::query(
+        "read",
+        "replication_positions",
+        None,
+    ))?;
     rows.iter()
         .map(|r| {
-            let id: &[u8] = r
-                .try_get(0)
-                .map_err(PgError::query("read", "replication_positions", None))?;
+            let id: &[u8] =
+                r.try_get(0)
+                    .map_err(PgError::query("read", "replication_positions", None))?;
             id.try_into().map_err(|_| PgError::BadRow {
                 table: "replication_positions",
                 seq: None,
@@ -254,7 +255,10 @@ pub async fn tenants(client: &impl GenericClient) -> Result<Vec<String>, PgError
         .await
         .map_err(PgError::query("read", "entries", None))?;
     rows.iter()
-        .map(|r| r.try_get(0).map_err(PgError::query("read", "entries", None)))
+        .map(|r| {
+            r.try_get(0)
+                .map_err(PgError::query("read", "entries", None))
+        })
         .collect()
 }
 
@@ -411,7 +415,6 @@ fn link(row: &Row) -> Result<Link, PgError> {
         .map_err(|_| bad(format!("MAC of {} bytes", mac.len())))?;
     Ok(Link { seq, epoch, mac })
 }
-
 
 /// Verifies a chain as PostgreSQL holds it: every row in seq order through
 /// [`proto::verify::Verifier`].
