@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use proto::model::Entry;
 use proto::verify::{Verifier, VerifyKeys};
 use store::journal::{JournalError, VerifierKeys};
 use time::{Duration, OffsetDateTime};
@@ -147,14 +146,20 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
             }
             for read in batch {
                 match read {
-                    Read::Event(located) => match located.decode() {
-                        Ok(Entry::Event(e)) => engine.push(located.entry_ref(), e),
-                        Ok(_) => {}
-                        Err(e) => {
-                            decode_error = Some(e);
-                            break;
+                    // Borrowed from the record: the engine copies only what it keeps.
+                    Read::Event(located) => {
+                        match proto::canonical::decode_event_ref(&located.stored.canonical) {
+                            Ok(e) => engine.push(located.entry_ref(), &e),
+                            Err(e) => {
+                                decode_error = Some(AuditError::Decode {
+                                    ledger: located.ledger.to_string(),
+                                    seq: located.stored.link.seq,
+                                    reason: e.to_string(),
+                                });
+                                break;
+                            }
                         }
-                    },
+                    }
                     Read::Damaged(f) => damaged.push(f),
                 }
             }
@@ -194,8 +199,8 @@ const READ_BATCH_EVENTS: usize = 1024;
 
 /// What the reading thread hands to the rule engine.
 enum Read {
-    /// A connection event's record, in time order (decoded by the engine's thread: what
-    /// is allocated there is freed there).
+    /// A connection event's record, in time order (decoded by the engine's thread, which
+    /// borrows its fields from the record instead of allocating them).
     Event(Located),
     /// Damage a journal's checksums caught, as a finding (without the chain check).
     Damaged(Finding),

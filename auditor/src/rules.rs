@@ -3,9 +3,10 @@
 //!
 //! ```text
 //!  declarations (read whole, indexed per tenant+vendor) ─┐
-//!  events (merged by time, streamed) ─→ Engine::push ────┼─→ findings, closed sessions
-//!                                      state: open sessions by (source, session id),
-//!                                      persons per account, sources' last event and skew
+//!  events (merged by time, streamed, ─→ Engine::push ────┼─→ findings, closed sessions
+//!   borrowed from their records)       state: open sessions by (source, session id),
+//!                                      logins waiting for their session, persons per
+//!                                      account, sources' last event and skew
 //! ```
 //!
 //! A session opens on `session_start` / `tunnel_up` and closes on `session_end` /
@@ -19,16 +20,54 @@
 //! interval overlaps the session, within [`RuleConfig::report_slack`], naming the person
 //! or nobody).
 //!
+//! # Logins without a session
+//!
+//! Some sources log only the authentication (an sshd `Accepted publickey` line without
+//! the PAM session lines, a VPN gateway reporting logins, sometimes logouts). Every
+//! `auth_success` that does not fall inside an open session of its key is therefore a
+//! *login* that waits, and is a connection of its own unless a session start claims it:
+//!
+//! - a `session_start` / `tunnel_up` claims the waiting logins with its key (same source
+//!   and session id, or account and address), and those of the same source and the same
+//!   account (else person) authenticated at most two minutes before it from the same
+//!   address (or with no address on either side: the PAM session line has none). Sources
+//!   that log both lines thus count one connection, judged on the session start's event
+//!   exactly as before;
+//! - a login no start claimed within four minutes of its receipt (or at the end of the
+//!   stream) is judged as a connection starting at the authentication, like a session
+//!   start: window, staff list, factors, report;
+//! - it ends at a `session_end` / `tunnel_down` with its key (before or after it was
+//!   judged), and is otherwise an **instant**: never reported "without end", closed as
+//!   an instant when a new login takes its key, after [`RuleConfig::open_session_grace`]
+//!   or at the end of the run;
+//! - logins do not count as open sessions for the concurrent-use check of shared
+//!   accounts: an instant overlaps nothing.
+//!
+//! A start arriving more than four minutes (by the collector's clock) after the
+//! authentication it follows within two minutes (by the source's) would count twice;
+//! that takes a source whose clock or delivery varies by minutes between two lines.
+//!
+//! # Cost
+//!
+//! The engine runs once per event over months (10 million events in the bench): events
+//! are borrowed from their records ([`proto::canonical::decode_event_ref`]) and the
+//! names it keeps (tenant, source, vendor, person, account, target, protocol) are
+//! interned once as numbers, so following a session allocates only its session id,
+//! factors and entries; strings are made again only for findings and kept sessions.
+//!
 //! Per (tenant, vendor), intervention reports and one-off windows are indexed by start
 //! when the engine is made, so a session is checked against the few that can overlap it
 //! (binary search on the start, bounded by the longest interval) instead of all of them;
 //! the first match in filing order is still the one taken.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 
-use proto::model::{AuthFactor, ConnectionEvent, EventKind, StaffMember};
+use proto::canonical::{EventKindRef, EventRef, Factors};
+use proto::model::AuthFactor;
 use serde::Serialize;
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 
 use crate::decls::{Declarations, OccurrenceCache, VendorDecls, WindowMatch};
 use crate::finding::{EntryRef, Facts, Finding, Rule};
@@ -145,55 +184,310 @@ pub struct Stats {
 /// Longest time between an authentication and the session start it opened.
 const AUTH_TO_SESSION: Duration = Duration::minutes(2);
 
-/// Values per tenant (or source) and per name (account, person), looked up without allocating.
-#[derive(Debug)]
-struct ByTenant<V>(HashMap<String, HashMap<String, V>>);
+/// How long (by the collector's clock) an `auth_success` waits for the session start that
+/// would claim it before it is judged as a connection of its own.
+const LOGIN_WAIT: Duration = Duration::minutes(4);
 
-impl<V> Default for ByTenant<V> {
-    fn default() -> Self {
-        ByTenant(HashMap::new())
+/// A string interned by the engine: tenants, sources, vendors, persons, accounts, targets
+/// and protocols are few and repeat across millions of events, so the engine's state is
+/// keyed by these numbers and each name is allocated once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Sym(u32);
+
+/// The multiply-rotate hash of rustc (FxHash): the engine's maps are keyed by [`Sym`]s and
+/// short names from authenticated sources, for which SipHash's flooding resistance costs
+/// more than it is worth.
+#[derive(Debug, Clone, Copy, Default)]
+struct FxBuild;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
-impl<V: Default> ByTenant<V> {
-    fn get(&self, tenant: &str, name: &str) -> Option<&V> {
-        self.0.get(tenant)?.get(name)
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.add(u64::from(v));
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.add(u64::from(v));
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.add(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.add(v);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        // The multiply mixes into the high bits only, and the table reads both ends (the
+        // low bits for the bucket, the top 7 as a tag): finish with murmur3's avalanche.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+impl BuildHasher for FxBuild {
+    type Hasher = Fx;
+    fn build_hasher(&self) -> Fx {
+        Fx(0)
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
+type FxSet<K> = HashSet<K, FxBuild>;
+
+/// The engine's names, each stored once.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: FxMap<Box<str>, Sym>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> Sym {
+        if let Some(&sym) = self.ids.get(name) {
+            return sym;
+        }
+        // More than 4 billion distinct names do not fit in memory long before.
+        let sym = Sym(u32::try_from(self.names.len()).unwrap_or(u32::MAX));
+        self.names.push(name.into());
+        self.ids.insert(name.into(), sym);
+        sym
     }
 
-    fn entry(&mut self, tenant: &str, name: &str) -> &mut V {
-        if !self.0.contains_key(tenant) {
-            self.0.insert(tenant.to_owned(), HashMap::new());
-        }
-        let by_name = self.0.get_mut(tenant).expect("tenant inserted above");
-        if !by_name.contains_key(name) {
-            by_name.insert(name.to_owned(), V::default());
-        }
-        by_name.get_mut(name).expect("name inserted above")
+    fn opt(&mut self, name: Option<&str>) -> Option<Sym> {
+        name.map(|n| self.intern(n))
     }
 
-    /// Applies `keep` to the value; removes it when `keep` says so.
-    fn retain_in(&mut self, tenant: &str, name: &str, keep: impl FnOnce(&mut V) -> bool) {
-        if let Some(by_name) = self.0.get_mut(tenant)
-            && let Some(v) = by_name.get_mut(name)
-            && !keep(v)
-        {
-            by_name.remove(name);
+    fn name(&self, sym: Sym) -> &str {
+        self.names.get(sym.0 as usize).map_or("", |n| n)
+    }
+
+    fn owned(&self, sym: Option<Sym>) -> Option<String> {
+        sym.map(|s| self.name(s).to_owned())
+    }
+}
+
+/// What links the events of one session: the source's session id, else the account and
+/// address, else the person.
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    Id(Sym, &'a str),
+    Other(OtherKey),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum OtherKey {
+    Account(Sym, Sym, Option<IpAddr>),
+    Person(Sym, Sym),
+}
+
+/// A [`Key`] kept beyond its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnedKey {
+    Id(Sym, Box<str>),
+    Other(OtherKey),
+}
+
+impl OwnedKey {
+    fn of(key: Key<'_>) -> Self {
+        match key {
+            Key::Id(source, id) => OwnedKey::Id(source, id.into()),
+            Key::Other(k) => OwnedKey::Other(k),
         }
     }
+
+    fn borrow(&self) -> Key<'_> {
+        match self {
+            OwnedKey::Id(source, id) => Key::Id(*source, id),
+            OwnedKey::Other(k) => Key::Other(*k),
+        }
+    }
+
+    fn is(&self, key: Key<'_>) -> bool {
+        match (self, key) {
+            (OwnedKey::Id(s, id), Key::Id(s2, id2)) => *s == s2 && **id == *id2,
+            (OwnedKey::Other(k), Key::Other(k2)) => *k == k2,
+            _ => false,
+        }
+    }
+}
+
+/// Values by session [`Key`], found without allocating.
+#[derive(Debug)]
+struct Keyed<V> {
+    ids: FxMap<Sym, FxMap<Box<str>, V>>,
+    others: FxMap<OtherKey, V>,
+}
+
+impl<V> Default for Keyed<V> {
+    fn default() -> Self {
+        Keyed {
+            ids: FxMap::default(),
+            others: FxMap::default(),
+        }
+    }
+}
+
+impl<V> Keyed<V> {
+    fn get_mut(&mut self, key: Key<'_>) -> Option<&mut V> {
+        match key {
+            Key::Id(source, id) => self.ids.get_mut(&source)?.get_mut(id),
+            Key::Other(k) => self.others.get_mut(&k),
+        }
+    }
+
+    /// Removes and returns the values `pred` selects.
+    fn take_where(&mut self, mut pred: impl FnMut(&V) -> bool) -> Vec<V> {
+        let mut out = Vec::new();
+        for by_id in self.ids.values_mut() {
+            let keys: Vec<Box<str>> = by_id
+                .iter()
+                .filter(|(_, v)| pred(v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            out.extend(keys.iter().filter_map(|k| by_id.remove(k)));
+        }
+        let keys: Vec<OtherKey> = self
+            .others
+            .iter()
+            .filter(|(_, v)| pred(v))
+            .map(|(k, _)| *k)
+            .collect();
+        out.extend(keys.iter().filter_map(|k| self.others.remove(k)));
+        out
+    }
+
+    fn remove(&mut self, key: Key<'_>) -> Option<V> {
+        match key {
+            Key::Id(source, id) => self.ids.get_mut(&source)?.remove(id),
+            Key::Other(k) => self.others.remove(&k),
+        }
+    }
+
+    fn get_or_insert_with(&mut self, key: Key<'_>, make: impl FnOnce() -> V) -> &mut V {
+        match key {
+            Key::Id(source, id) => {
+                let by_id = self.ids.entry(source).or_default();
+                if !by_id.contains_key(id) {
+                    by_id.insert(id.into(), make());
+                }
+                by_id.get_mut(id).expect("inserted above")
+            }
+            Key::Other(k) => self.others.entry(k).or_insert_with(make),
+        }
+    }
+
+    fn insert(&mut self, key: Key<'_>, v: V) {
+        match key {
+            Key::Id(source, id) => {
+                self.ids.entry(source).or_default().insert(id.into(), v);
+            }
+            Key::Other(k) => {
+                self.others.insert(k, v);
+            }
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        for by_id in self.ids.values_mut() {
+            by_id.retain(|_, v| keep(v));
+        }
+        self.others.retain(|_, v| keep(v));
+    }
+
+    fn take_all(&mut self) -> Vec<V> {
+        let mut all: Vec<V> = Vec::new();
+        for (_, by_id) in self.ids.drain() {
+            all.extend(by_id.into_values());
+        }
+        all.extend(self.others.drain().map(|(_, v)| v));
+        all
+    }
+}
+
+/// The names of an event the engine interns first (the others only when needed).
+#[derive(Debug, Clone, Copy)]
+struct Names {
+    tenant: Sym,
+    source: Sym,
+    account: Option<Sym>,
+    person: Option<Sym>,
 }
 
 /// An open session's address and start entry.
-type OpenStart = (Option<String>, EntryRef);
+type OpenStart = (Option<IpAddr>, EntryRef);
 
-#[derive(Debug)]
-struct Open {
-    record: SessionRecord,
-    judged: bool,
+/// A session being followed, its names interned.
+#[derive(Debug, Clone)]
+struct Session<'d> {
+    tenant: Sym,
+    source: Sym,
+    vendor: Option<Sym>,
+    person: Option<Sym>,
+    account: Option<Sym>,
+    addr: Option<IpAddr>,
+    target: Option<Sym>,
+    protocol: Option<Sym>,
+    start: OffsetDateTime,
+    end: Option<OffsetDateTime>,
+    factors: Vec<AuthFactor>,
+    /// The window matched (its id, borrowed from the declarations) and its occurrence.
+    window: Option<(&'d str, (OffsetDateTime, OffsetDateTime))>,
+    emergency: bool,
+    /// The start's entry (and the end's).
+    entries: Vec<EntryRef>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
+struct Open<'d> {
+    session: Session<'d>,
+    judged: bool,
+    /// Opened by an `auth_success` no session start claimed: closed by a session end
+    /// with its key, else as an instant.
+    login: bool,
+}
+
+/// An `auth_success` waiting for a session start to claim it.
+#[derive(Debug)]
+struct Login<'d> {
+    key: OwnedKey,
+    /// The account, else the person, authenticated.
+    who: Option<Sym>,
+    received_at: OffsetDateTime,
+    session: Session<'d>,
+    /// False once claimed by a session or judged.
+    waiting: bool,
+}
+
+#[derive(Debug)]
 struct SourceState {
-    tenant: String,
+    tenant: Sym,
     last: Option<(OffsetDateTime, EntryRef)>,
     skewed: u64,
     worst_skew: i64,
@@ -205,12 +499,12 @@ struct SourceState {
 #[derive(Debug)]
 struct VendorIndex<'d> {
     decls: &'d VendorDecls,
-    /// `(started_at, index in reports)`, by `started_at`.
-    reports: Vec<(OffsetDateTime, usize)>,
+    /// `(started_at, index in reports)`, by `started_at` (as [`nanos`]).
+    reports: Vec<(i128, usize)>,
     /// The longest report interval (never negative).
     report_span: Duration,
-    /// One-off windows: `(starts_at, index in windows)`, by `starts_at`.
-    one_off: Vec<(OffsetDateTime, usize)>,
+    /// One-off windows: `(starts_at, index in windows)`, by `starts_at` (as [`nanos`]).
+    one_off: Vec<(i128, usize)>,
     /// The longest one-off window (never negative).
     one_off_span: Duration,
     /// Every other window (recurring), by index.
@@ -219,11 +513,11 @@ struct VendorIndex<'d> {
 
 impl<'d> VendorIndex<'d> {
     fn new(decls: &'d VendorDecls) -> Self {
-        let mut reports: Vec<(OffsetDateTime, usize)> = decls
+        let mut reports: Vec<(i128, usize)> = decls
             .reports
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.value.started_at, i))
+            .map(|(i, r)| (nanos(r.value.started_at), i))
             .collect();
         reports.sort();
         let report_span = decls
@@ -237,7 +531,7 @@ impl<'d> VendorIndex<'d> {
         for (i, w) in decls.windows.iter().enumerate() {
             match &w.grant.value.schedule {
                 Schedule::OneOff { starts_at, ends_at } => {
-                    one_off.push((*starts_at, i));
+                    one_off.push((nanos(*starts_at), i));
                     one_off_span = one_off_span.max(*ends_at - *starts_at);
                 }
                 Schedule::Recurring { .. } => recurring.push(i),
@@ -256,12 +550,18 @@ impl<'d> VendorIndex<'d> {
 
     /// Entries of `sorted` whose instant is in `[from, to]` (all when a bound overflows).
     fn range(
-        sorted: &[(OffsetDateTime, usize)],
+        sorted: &[(i128, usize)],
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
-    ) -> &[(OffsetDateTime, usize)] {
-        let lo = from.map_or(0, |f| sorted.partition_point(|(s, _)| *s < f));
-        let hi = to.map_or(sorted.len(), |t| sorted.partition_point(|(s, _)| *s <= t));
+    ) -> &[(i128, usize)] {
+        let lo = from.map_or(0, |f| {
+            let f = nanos(f);
+            sorted.partition_point(|(s, _)| *s < f)
+        });
+        let hi = to.map_or(sorted.len(), |t| {
+            let t = nanos(t);
+            sorted.partition_point(|(s, _)| *s <= t)
+        });
         sorted.get(lo..hi).unwrap_or(&[])
     }
 
@@ -298,23 +598,34 @@ impl<'d> VendorIndex<'d> {
 #[derive(Debug)]
 pub struct Engine<'d> {
     /// The declarations per tenant and vendor, indexed by time.
-    index: HashMap<&'d str, HashMap<&'d str, VendorIndex<'d>>>,
+    vendors: Vec<VendorIndex<'d>>,
+    /// Where each (tenant, vendor) of the declarations is in `vendors`.
+    by_name: HashMap<&'d str, HashMap<&'d str, usize>>,
+    /// The same, by interned names, filled as they are met (`None`: nothing declared).
+    by_sym: FxMap<(Sym, Sym), Option<usize>>,
     /// Candidate windows of one lookup (kept to reuse its allocation).
     scratch: Vec<usize>,
     cfg: RuleConfig,
     cache: OccurrenceCache,
-    open: HashMap<(String, String), Open>,
+    paris: ParisHours,
+    names: Interner,
+    open: Keyed<Open<'d>>,
     /// Open sessions per (tenant, account): address and start entry.
-    open_by_account: ByTenant<Vec<OpenStart>>,
+    open_by_account: FxMap<(Sym, Sym), Vec<OpenStart>>,
     /// The last `auth_success` per (source, account): when, and its factors.
-    recent_auth: ByTenant<(Option<OffsetDateTime>, Vec<AuthFactor>)>,
+    recent_auth: FxMap<(Sym, Sym), (OffsetDateTime, Vec<AuthFactor>)>,
     /// Factors of `auth_success` events waiting for their session's start.
-    factors: HashMap<(String, String), (OffsetDateTime, Vec<AuthFactor>)>,
-    account_users: ByTenant<(String, EntryRef)>,
-    reported: HashSet<(Rule, String, String, String)>,
-    sources: HashMap<String, SourceState>,
-    persons: ByTenant<()>,
-    person_count: u64,
+    factors: Keyed<(OffsetDateTime, Vec<AuthFactor>)>,
+    /// `auth_success` events not yet claimed by a session start, in order of receipt.
+    logins: VecDeque<Login<'d>>,
+    /// The first person seen on each (tenant, account), and where.
+    account_users: FxMap<(Sym, Sym), (Sym, EntryRef)>,
+    /// Shared accounts reported: (tenant, account, person).
+    shared_reported: FxSet<(Sym, Sym, Sym)>,
+    /// Stale staff lists reported: (tenant, vendor, the list's entry).
+    stale_reported: FxSet<(Sym, Sym, EntryRef)>,
+    sources: FxMap<Sym, SourceState>,
+    persons: FxSet<(Sym, Sym)>,
     findings: Vec<Finding>,
     /// Sessions closed since the last [`Engine::take_closed`].
     closed: Vec<SessionRecord>,
@@ -324,27 +635,34 @@ pub struct Engine<'d> {
 impl<'d> Engine<'d> {
     /// An engine judging against `decls`.
     pub fn new(decls: &'d Declarations, cfg: RuleConfig) -> Self {
-        let mut index: HashMap<&str, HashMap<&str, VendorIndex>> = HashMap::new();
+        let mut vendors = Vec::new();
+        let mut by_name: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
         for (tenant, vendor, vd) in decls.vendors() {
-            index
+            by_name
                 .entry(tenant)
                 .or_default()
-                .insert(vendor, VendorIndex::new(vd));
+                .insert(vendor, vendors.len());
+            vendors.push(VendorIndex::new(vd));
         }
         Engine {
-            index,
+            vendors,
+            by_name,
+            by_sym: FxMap::default(),
             scratch: Vec::new(),
             cfg,
             cache: OccurrenceCache::default(),
-            open: HashMap::new(),
-            open_by_account: ByTenant::default(),
-            factors: HashMap::new(),
-            recent_auth: ByTenant::default(),
-            account_users: ByTenant::default(),
-            reported: HashSet::new(),
-            sources: HashMap::new(),
-            persons: ByTenant::default(),
-            person_count: 0,
+            paris: ParisHours::default(),
+            names: Interner::default(),
+            open: Keyed::default(),
+            open_by_account: FxMap::default(),
+            recent_auth: FxMap::default(),
+            factors: Keyed::default(),
+            logins: VecDeque::new(),
+            account_users: FxMap::default(),
+            shared_reported: FxSet::default(),
+            stale_reported: FxSet::default(),
+            sources: FxMap::default(),
+            persons: FxSet::default(),
             findings: Vec::new(),
             closed: Vec::new(),
             stats: Stats::default(),
@@ -361,140 +679,305 @@ impl<'d> Engine<'d> {
         std::mem::take(&mut self.closed)
     }
 
-    /// Takes one event, in time order.
-    pub fn push(&mut self, at: EntryRef, e: ConnectionEvent) {
+    /// Takes one event, in time order (of receipt).
+    pub fn push(&mut self, at: EntryRef, e: &EventRef<'_>) {
         if self.cfg.tenant.as_deref().is_some_and(|t| t != e.tenant) {
             return;
         }
         self.stats.events += 1;
-        self.track_source(&at, &e);
+        let source = self.names.intern(e.source);
+        let tenant = self.track_source(source, &at, e);
         if self.stats.events.is_multiple_of(1 << 16) {
             // Factors whose session never started are forgotten after an hour.
             let horizon = e.received_at - Duration::hours(1);
-            self.factors.retain(|_, (seen, _)| *seen >= horizon);
+            self.factors.retain(|(seen, _)| *seen >= horizon);
+            self.close_old_logins(e.occurred_at);
         }
         if self
             .cfg
             .vendor
             .as_deref()
-            .is_some_and(|v| e.vendor.as_deref() != Some(v))
+            .is_some_and(|v| e.vendor != Some(v))
         {
             return;
         }
-        let key = session_key(&e);
-        match e.kind {
-            EventKind::AuthSuccess => {
-                if let Some(account) = e.account.as_deref().or(e.person.as_deref()) {
-                    let recent = self.recent_auth.entry(&e.source, account);
-                    recent.0 = Some(e.occurred_at);
-                    recent.1.clone_from(&e.factors);
-                }
-                if let Some(key) = key {
-                    if let Some(open) = self.open.get_mut(&key) {
-                        merge_factors(&mut open.record.factors, &e.factors);
-                    } else {
-                        let pending = self
-                            .factors
-                            .entry(key)
-                            .or_insert_with(|| (e.received_at, Vec::new()));
-                        merge_factors(&mut pending.1, &e.factors);
-                    }
-                }
+        self.judge_waiting_logins(Some(e.received_at));
+        let (account, person) = match e.kind {
+            EventKindRef::AuthFailure { .. } | EventKindRef::Unmapped => return,
+            // An end found by its session id needs no other name.
+            EventKindRef::SessionEnd | EventKindRef::TunnelDown if e.session_id.is_some() => {
+                (None, None)
             }
-            EventKind::SessionStart | EventKind::TunnelUp => {
-                let Some(key) = key else { return };
-                if let Some(previous) = self.take_open(&key) {
-                    self.close(previous, None);
+            _ => (self.names.opt(e.account), self.names.opt(e.person)),
+        };
+        let key = match (e.session_id, account, person) {
+            (Some(id), _, _) => Some(Key::Id(source, id)),
+            (None, Some(account), _) => Some(Key::Other(OtherKey::Account(
+                source,
+                account,
+                e.source_addr,
+            ))),
+            (None, None, Some(person)) => Some(Key::Other(OtherKey::Person(source, person))),
+            (None, None, None) => None,
+        };
+        match e.kind {
+            EventKindRef::AuthSuccess => {
+                let mut own = Vec::with_capacity(e.factors.len());
+                merge_factors(&mut own, e.factors);
+                if let Some(who) = account.or(person) {
+                    let recent = self
+                        .recent_auth
+                        .entry((source, who))
+                        .or_insert_with(|| (e.occurred_at, Vec::new()));
+                    recent.0 = e.occurred_at;
+                    recent.1.clone_from(&own);
                 }
-                let mut factors = self.factors.remove(&key).map(|f| f.1).unwrap_or_default();
-                merge_factors(&mut factors, &e.factors);
+                let Some(key) = key else { return };
+                match self.open.get_mut(key) {
+                    // An authentication within an open session: more factors for it.
+                    Some(open) if !open.login => {
+                        merge_factors(&mut open.session.factors, e.factors);
+                        return;
+                    }
+                    // A new login where the last one (without end) was: that one was an
+                    // instant.
+                    Some(_) => {
+                        if let Some(previous) = self.take_open(key) {
+                            let end = Some(previous.session.start);
+                            self.close(previous, end);
+                        }
+                    }
+                    None => {}
+                }
+                let pending = self
+                    .factors
+                    .get_or_insert_with(key, || (e.received_at, Vec::new()));
+                merge_factors_owned(&mut pending.1, &own);
+                let session = self.session_of(
+                    Names {
+                        tenant,
+                        source,
+                        account,
+                        person,
+                    },
+                    &at,
+                    e,
+                    own,
+                );
+                self.logins.push_back(Login {
+                    key: OwnedKey::of(key),
+                    who: account.or(person),
+                    received_at: e.received_at,
+                    session,
+                    waiting: true,
+                });
+            }
+            EventKindRef::SessionStart | EventKindRef::TunnelUp => {
+                let Some(key) = key else { return };
+                if let Some(previous) = self.take_open(key) {
+                    let end = previous.login.then_some(previous.session.start);
+                    self.close(previous, end);
+                }
+                let mut factors = self.factors.remove(key).map(|f| f.1).unwrap_or_default();
+                merge_factors(&mut factors, e.factors);
                 // Sources that log the authentication and the session under different ids
                 // (sshd: `ip:port` for "Accepted", `sshd[pid]` for the PAM session): the
                 // factors of the account's authentication just before the start count.
-                if let Some(account) = e.account.as_deref().or(e.person.as_deref())
-                    && let Some((Some(at), f)) = self.recent_auth.get(&e.source, account)
+                if let Some(who) = account.or(person)
+                    && let Some((at, f)) = self.recent_auth.get(&(source, who))
                     && *at <= e.occurred_at
                     && e.occurred_at - *at <= AUTH_TO_SESSION
                 {
-                    merge_factors(&mut factors, f);
+                    merge_factors_owned(&mut factors, f);
                 }
-                let start = e.occurred_at;
-                let source_addr = e.source_addr.map(|a| a.to_string());
-                let ConnectionEvent {
-                    tenant,
-                    source,
-                    vendor,
-                    person,
-                    account,
-                    target,
-                    protocol,
-                    ..
-                } = e;
-                let mut record = SessionRecord {
-                    tenant,
-                    source,
-                    vendor,
-                    person,
-                    account,
-                    source_addr,
-                    target,
-                    protocol,
-                    start,
-                    end: None,
+                self.claim_logins(key, account.or(person), e);
+                let session = self.session_of(
+                    Names {
+                        tenant,
+                        source,
+                        account,
+                        person,
+                    },
+                    &at,
+                    e,
                     factors,
-                    window: None,
-                    window_interval: None,
-                    emergency: false,
-                    entries: vec![at.clone()],
-                };
-                let judged = self.cfg.from <= start && start < self.cfg.to;
-                if judged {
-                    self.judge_start(&at, &mut record);
-                }
-                if let Some(account) = &record.account {
-                    self.open_by_account
-                        .entry(&record.tenant, account)
-                        .push((record.source_addr.clone(), at));
-                }
-                self.open.insert(key, Open { record, judged });
+                );
+                self.open_session(key, session, false);
             }
-            EventKind::SessionEnd | EventKind::TunnelDown => {
+            EventKindRef::SessionEnd | EventKindRef::TunnelDown => {
                 let Some(key) = key else { return };
-                if let Some(mut open) = self.take_open(&key) {
-                    open.record.entries.push(at);
-                    merge_factors(&mut open.record.factors, &e.factors);
+                if let Some(mut open) = self.take_open(key) {
+                    open.session.entries.push(at);
+                    merge_factors(&mut open.session.factors, e.factors);
+                    self.close(open, Some(e.occurred_at));
+                } else if let Some(i) = self.logins.iter().position(|l| l.waiting && l.key.is(key))
+                {
+                    // A login whose end comes before any session start: one connection
+                    // from the authentication to this end.
+                    self.logins[i].waiting = false;
+                    let session = self.logins[i].session.clone();
+                    let mut open = self.open_login(session);
+                    open.session.entries.push(at);
+                    merge_factors(&mut open.session.factors, e.factors);
                     self.close(open, Some(e.occurred_at));
                 }
             }
-            EventKind::AuthFailure { .. } | EventKind::Unmapped => {}
+            EventKindRef::AuthFailure { .. } | EventKindRef::Unmapped => {}
         }
     }
 
-    fn take_open(&mut self, key: &(String, String)) -> Option<Open> {
-        let open = self.open.remove(key)?;
-        if let Some(account) = &open.record.account {
-            let start = &open.record.entries[0];
+    /// A session starting with `e` (`names` already interned), without window or end.
+    fn session_of(
+        &mut self,
+        names: Names,
+        at: &EntryRef,
+        e: &EventRef<'_>,
+        factors: Vec<AuthFactor>,
+    ) -> Session<'d> {
+        Session {
+            tenant: names.tenant,
+            source: names.source,
+            vendor: self.names.opt(e.vendor),
+            person: names.person,
+            account: names.account,
+            addr: e.source_addr,
+            target: self.names.opt(e.target),
+            protocol: self.names.opt(e.protocol),
+            start: e.occurred_at,
+            end: None,
+            factors,
+            window: None,
+            emergency: false,
+            entries: vec![at.clone()],
+        }
+    }
+
+    /// Opens a session (judging its start when it is in the range).
+    fn open_session(&mut self, key: Key<'_>, mut session: Session<'d>, login: bool) {
+        let judged = self.cfg.from <= session.start && session.start < self.cfg.to;
+        if judged {
+            self.judge_start(&mut session);
+        }
+        if let Some(account) = session.account
+            && !login
+        {
             self.open_by_account
-                .retain_in(&open.record.tenant, account, |list| {
-                    list.retain(|(_, s)| s != start);
-                    !list.is_empty()
-                });
+                .entry((session.tenant, account))
+                .or_default()
+                .push((session.addr, session.entries[0].clone()));
+        }
+        self.open.insert(
+            key,
+            Open {
+                session,
+                judged,
+                login,
+            },
+        );
+    }
+
+    /// A login judged as a connection, not (yet) in `open`.
+    fn open_login(&mut self, mut session: Session<'d>) -> Open<'d> {
+        let judged = self.cfg.from <= session.start && session.start < self.cfg.to;
+        if judged {
+            self.judge_start(&mut session);
+        }
+        Open {
+            session,
+            judged,
+            login: true,
+        }
+    }
+
+    /// Marks the logins a session start claims: those with its key, and those of the same
+    /// source and account (or person) at most [`AUTH_TO_SESSION`] before it from the same
+    /// address (or without one on either side).
+    fn claim_logins(&mut self, key: Key<'_>, who: Option<Sym>, e: &EventRef<'_>) {
+        for l in self.logins.iter_mut().filter(|l| l.waiting) {
+            let same_key = l.key.is(key);
+            let just_before = who.is_some()
+                && l.who == who
+                && l.session.source == source_of(key)
+                && l.session.start <= e.occurred_at
+                && e.occurred_at - l.session.start <= AUTH_TO_SESSION
+                && (l.session.addr.is_none()
+                    || e.source_addr.is_none()
+                    || l.session.addr == e.source_addr);
+            if same_key || just_before {
+                l.waiting = false;
+            }
+        }
+    }
+
+    /// Judges the logins no session start claimed in time (all of them without `now`).
+    fn judge_waiting_logins(&mut self, now: Option<OffsetDateTime>) {
+        while let Some(front) = self.logins.front() {
+            if front.waiting && now.is_some_and(|now| now - front.received_at <= LOGIN_WAIT) {
+                return;
+            }
+            let Some(login) = self.logins.pop_front() else {
+                return;
+            };
+            if !login.waiting {
+                continue;
+            }
+            let key = login.key.borrow();
+            if let Some(previous) = self.take_open(key) {
+                let end = previous.login.then_some(previous.session.start);
+                self.close(previous, end);
+            }
+            let open = self.open_login(login.session);
+            self.open.insert(key, open);
+        }
+    }
+
+    /// Closes, as instants, the logins open longer than the open-session grace without an
+    /// end: most sources that log only logins never log their end.
+    fn close_old_logins(&mut self, now: OffsetDateTime) {
+        let horizon = now - self.cfg.open_session_grace;
+        let mut old = self
+            .open
+            .take_where(|o| o.login && o.session.start < horizon);
+        old.sort_by_key(|o| o.session.start);
+        for o in old {
+            let end = Some(o.session.start);
+            self.close(o, end);
+        }
+    }
+
+    fn take_open(&mut self, key: Key<'_>) -> Option<Open<'d>> {
+        let open = self.open.remove(key)?;
+        if let Some(account) = open.session.account
+            && !open.login
+        {
+            let start = &open.session.entries[0];
+            // An emptied list is kept, allocated, for the account's next session.
+            if let Some(list) = self
+                .open_by_account
+                .get_mut(&(open.session.tenant, account))
+            {
+                list.retain(|(_, s)| s != start);
+            }
         }
         Some(open)
     }
 
-    fn track_source(&mut self, at: &EntryRef, e: &ConnectionEvent) {
+    /// Follows the source's clock and silences; returns the event's tenant.
+    fn track_source(&mut self, source: Sym, at: &EntryRef, e: &EventRef<'_>) -> Sym {
         let in_range = self.cfg.from <= e.received_at && e.received_at < self.cfg.to;
-        if !self.sources.contains_key(&e.source) {
-            self.sources
-                .insert(e.source.clone(), SourceState::default());
+        let names = &mut self.names;
+        let state = self.sources.entry(source).or_insert_with(|| SourceState {
+            tenant: names.intern(e.tenant),
+            last: None,
+            skewed: 0,
+            worst_skew: 0,
+            worst_at: None,
+        });
+        // A source reports for one tenant: compared, not looked up, per event.
+        if names.name(state.tenant) != e.tenant {
+            state.tenant = names.intern(e.tenant);
         }
-        let Some(state) = self.sources.get_mut(&e.source) else {
-            return;
-        };
-        if state.tenant != e.tenant {
-            state.tenant.clone_from(&e.tenant);
-        }
+        let tenant = state.tenant;
         let skew = (e.received_at - e.occurred_at).whole_seconds();
         if in_range && skew.abs() > self.cfg.max_skew.whole_seconds() {
             state.skewed += 1;
@@ -507,89 +990,129 @@ impl<'d> Engine<'d> {
             && let Some((last, last_ref)) = &state.last
             && e.received_at - *last > self.cfg.silent_after
         {
-            let mut f = Finding::new(Rule::SilentSource, &e.tenant, e.received_at);
+            let mut f = Finding::new(Rule::SilentSource, e.tenant, e.received_at);
             f.entries = vec![last_ref.clone(), at.clone()];
             f.facts.when = Some(*last);
             f.facts.amount = Some((e.received_at - *last).whole_seconds());
-            f.facts.note = Some(e.source.clone());
+            f.facts.note = Some(e.source.to_owned());
             self.findings.push(f);
         }
         if state.last.as_ref().is_none_or(|(l, _)| *l <= e.received_at) {
             state.last = Some((e.received_at, at.clone()));
         }
+        tenant
     }
 
-    fn finding(&self, rule: Rule, r: &SessionRecord) -> Finding {
-        let mut f = Finding::new(rule, &r.tenant, r.start);
-        f.vendor.clone_from(&r.vendor);
-        f.person.clone_from(&r.person);
-        f.account.clone_from(&r.account);
-        f.entries = vec![r.entries[0].clone()];
+    fn finding(&self, rule: Rule, s: &Session<'_>) -> Finding {
+        let names = &self.names;
+        let mut f = Finding::new(rule, names.name(s.tenant), s.start);
+        f.vendor = names.owned(s.vendor);
+        f.person = names.owned(s.person);
+        f.account = names.owned(s.account);
+        f.entries = vec![s.entries[0].clone()];
         f.facts = Facts {
-            target: r.target.clone(),
-            addr: r.source_addr.clone(),
+            target: names.owned(s.target),
+            addr: s.addr.map(|a| a.to_string()),
             ..Facts::default()
         };
         f
     }
 
-    fn judge_start(&mut self, at: &EntryRef, r: &mut SessionRecord) {
+    fn record(&self, s: Session<'_>) -> SessionRecord {
+        let names = &self.names;
+        SessionRecord {
+            tenant: names.name(s.tenant).to_owned(),
+            source: names.name(s.source).to_owned(),
+            vendor: names.owned(s.vendor),
+            person: names.owned(s.person),
+            account: names.owned(s.account),
+            source_addr: s.addr.map(|a| a.to_string()),
+            target: names.owned(s.target),
+            protocol: names.owned(s.protocol),
+            start: s.start,
+            end: s.end,
+            factors: s.factors,
+            window: s.window.map(|(id, _)| id.to_owned()),
+            window_interval: s.window.map(|(_, interval)| interval),
+            emergency: s.emergency,
+            entries: s.entries,
+        }
+    }
+
+    /// Where the declarations of (tenant, vendor) are in `vendors`.
+    fn vendor_slot(&mut self, tenant: Sym, vendor: Sym) -> Option<usize> {
+        if let Some(&slot) = self.by_sym.get(&(tenant, vendor)) {
+            return slot;
+        }
+        let slot = self
+            .by_name
+            .get(self.names.name(tenant))
+            .and_then(|by_vendor| by_vendor.get(self.names.name(vendor)))
+            .copied();
+        self.by_sym.insert((tenant, vendor), slot);
+        slot
+    }
+
+    fn judge_start(&mut self, r: &mut Session<'d>) {
         self.stats.connections += 1;
         let t = r.start;
-        let index = r
-            .vendor
-            .as_deref()
-            .and_then(|v| self.index.get(r.tenant.as_str())?.get(v));
-        let vd = index.map(|i| i.decls);
+        let slot = r.vendor.and_then(|v| self.vendor_slot(r.tenant, v));
+        let vd: Option<&'d VendorDecls> = slot.map(|i| self.vendors[i].decls);
         let list = vd.and_then(|vd| vd.staff_list_at(t));
         // Nominative identity: the person reported, or the holder of the account.
         if r.person.is_none()
-            && let (Some(list), Some(account)) = (list, r.account.as_deref())
+            && let (Some(list), Some(account)) = (list, r.account)
         {
-            let holders: Vec<&StaffMember> = list
+            let account = self.names.name(account);
+            let mut holders = list
                 .value
                 .iter()
-                .filter(|m| m.accounts.iter().any(|a| a == account))
-                .collect();
-            if let [holder] = holders[..] {
-                r.person = Some(holder.person.clone());
+                .filter(|m| m.accounts.iter().any(|a| a == account));
+            if let (Some(holder), None) = (holders.next(), holders.next()) {
+                r.person = Some(self.names.intern(&holder.person));
             }
         }
-        let (Some(vendor), Some(person)) = (r.vendor.clone(), r.person.clone()) else {
+        let (Some(vendor), Some(person_sym)) = (r.vendor, r.person) else {
             let f = self.finding(Rule::NotNominative, r);
             self.findings.push(f);
             return;
         };
-        if self.persons.get(&r.tenant, &person).is_none() {
-            *self.persons.entry(&r.tenant, &person) = ();
-            self.person_count += 1;
-            self.stats.persons = self.person_count;
+        if self.persons.insert((r.tenant, person_sym)) {
+            self.stats.persons += 1;
         }
         let empty = VendorDecls::default();
-        let vd = vd.unwrap_or(&empty);
+        let vd_or_empty = vd.unwrap_or(&empty);
 
         // Staff list, departure.
-        let member = list.and_then(|l| {
-            l.value
-                .iter()
-                .find(|m| m.person == person || m.email.eq_ignore_ascii_case(&person))
-        });
-        let holder_departed = r.account.as_deref().and_then(|account| {
-            list.and_then(|l| {
+        let (member, departure) = {
+            let person = self.names.name(person_sym);
+            let member = list.and_then(|l| {
                 l.value
                     .iter()
-                    .filter(|m| m.accounts.iter().any(|a| a == account))
-                    .find_map(|m| vd.departure_of(&m.person, t))
-            })
-        });
-        if let Some(dep) = vd.departure_of(&person, t).or(holder_departed) {
+                    .find(|m| m.person == person || m.email.eq_ignore_ascii_case(person))
+            });
+            let holder_departed = r.account.and_then(|account| {
+                let account = self.names.name(account);
+                list.and_then(|l| {
+                    l.value
+                        .iter()
+                        .filter(|m| m.accounts.iter().any(|a| a == account))
+                        .find_map(|m| vd.and_then(|vd| vd.departure_of(&m.person, t)))
+                })
+            });
+            (
+                member,
+                vd_or_empty.departure_of(person, t).or(holder_departed),
+            )
+        };
+        if let Some(dep) = departure {
             let mut f = self.finding(Rule::AccountAfterDeparture, r);
             f.entries.push(dep.entry.clone());
             f.facts.when = Some(dep.value.effective_at);
             f.facts.other = Some(dep.value.person.clone());
             self.findings.push(f);
         } else {
-            let local_date = crate::time_fmt::paris_date(t);
+            let local_date = self.paris.date(t);
             match member {
                 Some(m) if m.start_date <= local_date => {}
                 _ => {
@@ -603,12 +1126,9 @@ impl<'d> Engine<'d> {
         }
         if let Some(l) = list
             && t - l.filed_at > self.cfg.staff_list_max_age
-            && self.reported.insert((
-                Rule::StaffListStale,
-                r.tenant.clone(),
-                vendor.clone(),
-                l.entry.to_string(),
-            ))
+            && self
+                .stale_reported
+                .insert((r.tenant, vendor, l.entry.clone()))
         {
             let mut f = self.finding(Rule::StaffListStale, r);
             f.person = None;
@@ -620,34 +1140,30 @@ impl<'d> Engine<'d> {
         }
 
         // Shared account: several persons, or concurrent sessions from several addresses.
-        if let Some(account) = r.account.clone() {
-            match self.account_users.get(&r.tenant, &account) {
+        if let Some(account) = r.account {
+            match self.account_users.get(&(r.tenant, account)) {
                 None => {
-                    *self.account_users.entry(&r.tenant, &account) = (person.clone(), at.clone());
+                    self.account_users
+                        .insert((r.tenant, account), (person_sym, r.entries[0].clone()));
                 }
-                Some((first, first_at)) if *first != person => {
-                    if self.reported.insert((
-                        Rule::SharedAccount,
-                        r.tenant.clone(),
-                        account.clone(),
-                        person.clone(),
-                    )) {
+                Some((first, first_at)) if *first != person_sym => {
+                    if self.shared_reported.insert((r.tenant, account, person_sym)) {
                         let mut f = self.finding(Rule::SharedAccount, r);
                         f.entries.push(first_at.clone());
-                        f.facts.other = Some(first.clone());
+                        f.facts.other = Some(self.names.name(*first).to_owned());
                         self.findings.push(f);
                     }
                 }
                 Some(_) => {
                     let concurrent = self
                         .open_by_account
-                        .get(&r.tenant, &account)
-                        .and_then(|list| list.iter().find(|(addr, _)| *addr != r.source_addr));
+                        .get(&(r.tenant, account))
+                        .and_then(|list| list.iter().find(|(addr, _)| *addr != r.addr));
                     if let Some((addr, start)) = concurrent {
                         let mut f = self.finding(Rule::SharedAccount, r);
                         f.entries.push(start.clone());
                         f.facts.note = Some("concurrent".into());
-                        f.facts.other.clone_from(addr);
+                        f.facts.other = addr.map(|a| a.to_string());
                         self.findings.push(f);
                     }
                 }
@@ -655,16 +1171,19 @@ impl<'d> Engine<'d> {
         }
 
         // Declared resources.
-        if let (Some(m), Some(target)) = (member, r.target.as_deref())
-            && !m.resources.iter().any(|res| resource_matches(res, target))
-        {
-            let f = self.finding(Rule::UndeclaredTarget, r);
-            self.findings.push(f);
+        if let (Some(m), Some(target)) = (member, r.target) {
+            let target = self.names.name(target);
+            if !m.resources.iter().any(|res| resource_matches(res, target)) {
+                let f = self.finding(Rule::UndeclaredTarget, r);
+                self.findings.push(f);
+            }
         }
 
         // Window or emergency.
-        let who = (Some(person.as_str()), r.target.as_deref());
-        if let Some(em) = vd.emergency_at(t, who.0, who.1) {
+        let person = self.names.name(person_sym);
+        let who = (Some(person), r.target.map(|x| self.names.name(x)));
+        let index = slot.map(|i| &self.vendors[i]);
+        if let Some(em) = vd_or_empty.emergency_at(t, who.0, who.1) {
             r.emergency = true;
             let mut f = self.finding(Rule::Emergency, r);
             f.entries.push(em.entry.clone());
@@ -673,72 +1192,74 @@ impl<'d> Engine<'d> {
         } else if let Some(m) =
             index.and_then(|i| i.windows_covering(&mut self.cache, &mut self.scratch, t, who, true))
         {
-            set_window(r, &m);
+            r.window = vd.map(|vd| window_of(vd, &m));
         } else if let Some(m) = index
             .and_then(|i| i.windows_covering(&mut self.cache, &mut self.scratch, t, who, false))
         {
+            r.window = vd.map(|vd| window_of(vd, &m));
             let mut f = self.finding(Rule::WindowAfterFact, r);
             f.entries.push(m.entry.clone());
             f.facts.window_id = Some(m.id.clone());
             f.facts.when = Some(m.filed_at);
             self.findings.push(f);
-            set_window(r, &m);
         } else {
             let f = self.finding(Rule::OutsideWindow, r);
             self.findings.push(f);
         }
     }
 
-    fn close(&mut self, open: Open, end: Option<OffsetDateTime>) {
-        let Open { mut record, judged } = open;
-        record.end = end;
+    fn close(&mut self, open: Open<'d>, end: Option<OffsetDateTime>) {
+        let Open {
+            session: mut r,
+            judged,
+            ..
+        } = open;
+        r.end = end;
         if !judged {
             return;
         }
-        let r = &record;
         if !r.factors.iter().any(AuthFactor::is_possession) {
-            let f = self.finding(Rule::NoSecondFactor, r);
+            let f = self.finding(Rule::NoSecondFactor, &r);
             self.findings.push(f);
         }
         match end {
             None if r.start < self.cfg.to - self.cfg.open_session_grace => {
-                let f = self.finding(Rule::SessionWithoutEnd, r);
+                let f = self.finding(Rule::SessionWithoutEnd, &r);
                 self.findings.push(f);
             }
             Some(end) => {
-                if let (Some((_, wend)), Some(id)) = (r.window_interval, &r.window)
+                if let Some((id, (_, wend))) = r.window
                     && end > wend + self.cfg.overrun_grace
                 {
-                    let mut f = self.finding(Rule::SessionOverrun, r);
+                    let mut f = self.finding(Rule::SessionOverrun, &r);
                     f.entries.extend(r.entries.get(1).cloned());
-                    f.facts.window_id = Some(id.clone());
+                    f.facts.window_id = Some(id.to_owned());
                     f.facts.when = Some(wend);
                     self.findings.push(f);
                 }
             }
             None => {}
         }
-        self.check_report(r);
+        self.check_report(&r);
         if self.closed.len() < self.cfg.keep_sessions {
+            let record = self.record(r);
             self.closed.push(record);
         } else {
             self.stats.sessions_dropped += 1;
         }
     }
 
-    fn check_report(&mut self, r: &SessionRecord) {
-        let (Some(vendor), Some(person)) = (r.vendor.as_deref(), r.person.as_deref()) else {
+    fn check_report(&mut self, r: &Session<'d>) {
+        let (Some(vendor), Some(person)) = (r.vendor, r.person) else {
             return;
         };
-        let Some(index) = self
-            .index
-            .get(r.tenant.as_str())
-            .and_then(|by_vendor| by_vendor.get(vendor))
-        else {
+        let Some(slot) = self.vendor_slot(r.tenant, vendor) else {
             let f = self.finding(Rule::MissingReport, r);
             self.findings.push(f);
             return;
         };
+        let index = &self.vendors[slot];
+        let person = self.names.name(person);
         let vd = index.decls;
         let end = r.end.unwrap_or(r.start);
         let slack = self.cfg.report_slack;
@@ -765,32 +1286,35 @@ impl<'d> Engine<'d> {
             self.findings.push(f);
             return;
         };
-        let off = proto::calendar::off_hours(r.start, proto::calendar::PARIS)
-            .map(|o| o.any())
-            .unwrap_or(false);
-        if off && crate::time_fmt::paris_date(report.filed_at) > crate::time_fmt::paris_date(end) {
+        let (filed_at, entry) = (report.filed_at, report.entry.clone());
+        if self.paris.off_hours(r.start) && self.paris.date(filed_at) > self.paris.date(end) {
             let mut f = self.finding(Rule::LateReport, r);
-            f.entries.push(report.entry.clone());
-            f.facts.when = Some(report.filed_at);
+            f.entries.push(entry);
+            f.facts.when = Some(filed_at);
             self.findings.push(f);
         }
     }
 
     /// Closes what is open and returns every finding, in time order.
     pub fn finish(mut self) -> (Vec<Finding>, Vec<SessionRecord>, Stats) {
-        self.open_by_account = ByTenant::default();
-        let mut open: Vec<Open> = self.open.drain().map(|(_, o)| o).collect();
-        open.sort_by_key(|o| o.record.start);
+        self.judge_waiting_logins(None);
+        self.open_by_account = FxMap::default();
+        let mut open: Vec<Open> = self.open.take_all();
+        open.sort_by_key(|o| o.session.start);
         for o in open {
-            self.close(o, None);
+            // A login without an end was an instant.
+            let end = o.login.then_some(o.session.start);
+            self.close(o, end);
         }
-        let mut sources: Vec<(String, SourceState)> = self.sources.drain().collect();
-        sources.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut sources: Vec<(Sym, SourceState)> = self.sources.drain().collect();
+        sources.sort_by(|a, b| self.names.name(a.0).cmp(self.names.name(b.0)));
         for (name, s) in sources {
+            let name = self.names.name(name).to_owned();
+            let tenant = self.names.name(s.tenant).to_owned();
             if s.skewed > 0
                 && let Some((at, entry)) = s.worst_at
             {
-                let mut f = Finding::new(Rule::ClockSkew, &s.tenant, at);
+                let mut f = Finding::new(Rule::ClockSkew, &tenant, at);
                 f.entries = vec![entry];
                 f.facts.amount = Some(s.worst_skew);
                 f.facts.note = Some(name.clone());
@@ -801,7 +1325,7 @@ impl<'d> Engine<'d> {
                 && self.cfg.to - last > self.cfg.silent_after
                 && self.cfg.to <= OffsetDateTime::now_utc()
             {
-                let mut f = Finding::new(Rule::SilentSource, &s.tenant, self.cfg.to);
+                let mut f = Finding::new(Rule::SilentSource, &tenant, self.cfg.to);
                 f.entries = vec![last_ref];
                 f.facts.when = Some(last);
                 f.facts.amount = Some((self.cfg.to - last).whole_seconds());
@@ -824,33 +1348,72 @@ pub fn sort_findings(findings: &mut [Finding]) {
     });
 }
 
-fn set_window(r: &mut SessionRecord, m: &WindowMatch) {
-    r.window = Some(m.id.clone());
-    r.window_interval = Some((m.occurrence.start, m.occurrence.end));
+fn window_of<'d>(
+    vd: &'d VendorDecls,
+    m: &WindowMatch,
+) -> (&'d str, (OffsetDateTime, OffsetDateTime)) {
+    let id = vd
+        .windows
+        .get(m.index)
+        .map_or("", |w| w.grant.value.id.as_str());
+    (id, (m.occurrence.start, m.occurrence.end))
 }
 
-fn merge_factors(into: &mut Vec<AuthFactor>, from: &[AuthFactor]) {
-    for f in from {
-        if !into.contains(f) {
-            into.push(f.clone());
+/// An instant as a number, ordered as the instants are (comparing `OffsetDateTime`s
+/// normalises their offsets first).
+fn nanos(t: OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos()
+}
+
+/// The Paris date and whether it is off-hours (night, weekend, public holiday), per UTC
+/// hour: both depend only on the local date and hour, and Paris changes offset by whole
+/// hours on whole UTC hours (01:00 UTC), so every instant of a UTC hour shares them.
+/// Computing them takes a time-zone lookup, and a session needs them up to three times.
+#[derive(Debug, Default)]
+struct ParisHours(FxMap<i64, (Date, bool)>);
+
+impl ParisHours {
+    fn get(&mut self, t: OffsetDateTime) -> (Date, bool) {
+        *self
+            .0
+            .entry(t.unix_timestamp().div_euclid(3600))
+            .or_insert_with(|| {
+                let off = proto::calendar::off_hours(t, proto::calendar::PARIS)
+                    .map(|o| o.any())
+                    .unwrap_or(false);
+                (crate::time_fmt::paris_date(t), off)
+            })
+    }
+
+    fn date(&mut self, t: OffsetDateTime) -> Date {
+        self.get(t).0
+    }
+
+    fn off_hours(&mut self, t: OffsetDateTime) -> bool {
+        self.get(t).1
+    }
+}
+
+fn source_of(key: Key<'_>) -> Sym {
+    match key {
+        Key::Id(source, _)
+        | Key::Other(OtherKey::Account(source, _, _) | OtherKey::Person(source, _)) => source,
+    }
+}
+
+fn merge_factors(into: &mut Vec<AuthFactor>, from: Factors<'_>) {
+    for f in from.iter() {
+        if !into.iter().any(|have| f.is(have)) {
+            into.push(f.to_owned());
         }
     }
 }
 
-fn session_key(e: &ConnectionEvent) -> Option<(String, String)> {
-    match (&e.session_id, &e.account) {
-        (Some(id), _) => Some((e.source.clone(), format!("id:{id}"))),
-        (None, Some(account)) => Some((
-            e.source.clone(),
-            format!(
-                "acct:{account}|{}",
-                e.source_addr.map(|a| a.to_string()).unwrap_or_default()
-            ),
-        )),
-        (None, None) => e
-            .person
-            .as_ref()
-            .map(|p| (e.source.clone(), format!("person:{p}"))),
+fn merge_factors_owned(into: &mut Vec<AuthFactor>, from: &[AuthFactor]) {
+    for f in from {
+        if !into.contains(f) {
+            into.push(f.clone());
+        }
     }
 }
 
@@ -865,7 +1428,10 @@ pub fn resource_matches(declared: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::model::{Declaration, DeclarationBody, Schedule, Window};
+    use proto::model::{
+        ConnectionEvent, Declaration, DeclarationBody, Entry, EventKind, Schedule, StaffMember,
+        Window,
+    };
     use time::macros::{date, datetime};
 
     fn decl(seq: u64, filed_at: OffsetDateTime, body: DeclarationBody) -> (EntryRef, Declaration) {
@@ -981,7 +1547,11 @@ mod tests {
         ]
     }
 
-    fn judge(d: &Declarations, events: Vec<ConnectionEvent>) -> Vec<Rule> {
+    /// Runs the engine over `events` (in this order, numbered from 0).
+    fn run(
+        d: &Declarations,
+        events: Vec<ConnectionEvent>,
+    ) -> (Vec<Finding>, Vec<SessionRecord>, Stats) {
         let mut cfg = RuleConfig::new(
             datetime!(2026-01-01 0:00 UTC),
             datetime!(2026-12-31 0:00 UTC),
@@ -989,15 +1559,172 @@ mod tests {
         cfg.silent_after = Duration::days(400);
         let mut engine = Engine::new(d, cfg);
         for (i, e) in events.into_iter().enumerate() {
+            let bytes = proto::canonical::encode(&Entry::Event(e));
+            let view = proto::canonical::decode_event_ref(&bytes).expect("an event");
             engine.push(
                 EntryRef {
                     ledger: "ev".into(),
                     seq: i as u64,
                 },
-                e,
+                &view,
             );
         }
-        engine.finish().0.iter().map(|f| f.rule).collect()
+        engine.finish()
+    }
+
+    fn judge(d: &Declarations, events: Vec<ConnectionEvent>) -> Vec<Rule> {
+        run(d, events).0.iter().map(|f| f.rule).collect()
+    }
+
+    /// An event of `kind` at `at` by Ana on the bastion.
+    fn event(kind: EventKind, at: OffsetDateTime, id: Option<&str>) -> ConnectionEvent {
+        ConnectionEvent {
+            kind,
+            tenant: "chu".into(),
+            source: "bastion".into(),
+            vendor: Some("acme".into()),
+            person: Some("ana@acme.fr".into()),
+            account: Some("ana".into()),
+            target: Some("srv-1".into()),
+            protocol: Some("ssh".into()),
+            source_addr: Some("10.0.0.9".parse().unwrap()),
+            session_id: id.map(Into::into),
+            factors: vec![AuthFactor::PublicKey, AuthFactor::Otp],
+            occurred_at: at,
+            received_at: at,
+            raw: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_login_without_session_events_is_judged_as_an_instant_connection() {
+        let at = datetime!(2026-07-15 8:00 UTC);
+        let d = declarations(&[(at, at, at)]);
+        let mut login = event(EventKind::AuthSuccess, at, Some("10.0.0.9:50000"));
+        login.factors = vec![AuthFactor::Password];
+        let (findings, sessions, stats) = run(&d, vec![login]);
+        assert_eq!(
+            findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            [Rule::NoSecondFactor]
+        );
+        assert_eq!(findings[0].entries[0].seq, 0);
+        assert_eq!(stats.connections, 1);
+        // An instant, not a session without end.
+        assert_eq!(sessions.len(), 1);
+        assert_eq!((sessions[0].start, sessions[0].end), (at, Some(at)));
+        // Its target, its report: judged like any connection.
+        let mut night = event(EventKind::AuthSuccess, at, None);
+        night.target = Some("db-1".into());
+        assert_eq!(
+            judge(&declarations(&[]), vec![night]),
+            [Rule::UndeclaredTarget, Rule::MissingReport]
+        );
+    }
+
+    #[test]
+    fn a_login_and_its_session_are_one_connection() {
+        let (start, end) = (
+            datetime!(2026-07-15 8:00 UTC),
+            datetime!(2026-07-15 9:00 UTC),
+        );
+        let d = declarations(&[(start, end, end)]);
+        // Same session id.
+        let same_id = vec![
+            event(
+                EventKind::AuthSuccess,
+                start - Duration::seconds(3),
+                Some("s1"),
+            ),
+            event(EventKind::SessionStart, start, Some("s1")),
+            event(EventKind::SessionEnd, end, Some("s1")),
+        ];
+        let (findings, sessions, stats) = run(&d, same_id);
+        assert_eq!(findings, []);
+        assert_eq!(stats.connections, 1);
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].entries[0].seq, 1);
+        // sshd: "Accepted" under `ip:port`, the PAM session under `sshd[pid]`.
+        let sshd = vec![
+            event(
+                EventKind::AuthSuccess,
+                start - Duration::seconds(1),
+                Some("10.0.0.9:50000"),
+            ),
+            event(EventKind::SessionStart, start, Some("sshd[42]")),
+            event(EventKind::SessionEnd, end, Some("sshd[42]")),
+        ];
+        let (findings, _, stats) = run(&d, sshd.clone());
+        assert_eq!(findings, []);
+        assert_eq!(stats.connections, 1);
+        // The PAM session logs no address: still the same login.
+        let mut no_addr = sshd.clone();
+        no_addr[1].source_addr = None;
+        no_addr[2].source_addr = None;
+        assert_eq!(run(&d, no_addr).2.connections, 1);
+        // From another address, or too long before: a login of its own.
+        let mut elsewhere = sshd.clone();
+        elsewhere[0].source_addr = Some("10.9.9.9".parse().unwrap());
+        assert_eq!(run(&d, elsewhere).2.connections, 2);
+        let mut stale = sshd;
+        stale[0].occurred_at = start - Duration::minutes(10);
+        stale[0].received_at = stale[0].occurred_at;
+        assert_eq!(run(&d, stale).2.connections, 2);
+    }
+
+    #[test]
+    fn a_login_lasts_until_its_session_end() {
+        // A VPN gateway logging the login and the logout: 23:30 to 00:30 Paris, past the
+        // daily window's midnight end.
+        let (start, end) = (
+            datetime!(2026-07-15 21:30 UTC),
+            datetime!(2026-07-15 22:30 UTC),
+        );
+        let d = declarations(&[(start, end, end + Duration::minutes(10))]);
+        let events = vec![
+            event(EventKind::AuthSuccess, start, Some("vpn-7")),
+            event(EventKind::TunnelDown, end, Some("vpn-7")),
+        ];
+        let (findings, sessions, stats) = run(&d, events.clone());
+        assert_eq!(
+            findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            [Rule::SessionOverrun]
+        );
+        assert_eq!(stats.connections, 1);
+        assert_eq!(sessions[0].end, Some(end));
+        assert_eq!(sessions[0].entries.len(), 2);
+        // The same when the end comes long after the login was judged on its own.
+        let mut later = events;
+        later[1].occurred_at = start + Duration::hours(3);
+        later[1].received_at = later[1].occurred_at;
+        let (findings, sessions, _) = run(&d, later);
+        assert_eq!(
+            findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            [Rule::SessionOverrun]
+        );
+        assert_eq!(sessions[0].end, Some(start + Duration::hours(3)));
+    }
+
+    #[test]
+    fn repeated_logins_without_session_id_are_each_a_connection() {
+        let at = datetime!(2026-07-15 8:00 UTC);
+        let d = declarations(&[(at, at + Duration::hours(2), at)]);
+        let events = vec![
+            event(EventKind::AuthSuccess, at, None),
+            event(EventKind::AuthSuccess, at + Duration::hours(1), None),
+        ];
+        let (findings, sessions, stats) = run(&d, events);
+        assert_eq!(findings, []);
+        assert_eq!(stats.connections, 2);
+        assert_eq!(sessions.len(), 2);
+        // Two instants of one account from one address are not concurrent sessions.
+        let mut other_addr = event(EventKind::AuthSuccess, at + Duration::minutes(1), None);
+        other_addr.source_addr = Some("10.9.9.9".parse().unwrap());
+        let (findings, _, stats) = run(
+            &d,
+            vec![event(EventKind::AuthSuccess, at, None), other_addr],
+        );
+        assert_eq!(findings, []);
+        assert_eq!(stats.connections, 2);
     }
 
     #[test]

@@ -814,3 +814,553 @@ impl<'a> Reader<'a> {
         })
     }
 }
+
+/// The kind of a borrowed event ([`EventRef`]): [`EventKind`] without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKindRef<'a> {
+    /// [`EventKind::SessionStart`].
+    SessionStart,
+    /// [`EventKind::SessionEnd`].
+    SessionEnd,
+    /// [`EventKind::AuthSuccess`].
+    AuthSuccess,
+    /// [`EventKind::AuthFailure`], with the source's reason.
+    AuthFailure {
+        /// The source's reason.
+        reason: &'a str,
+    },
+    /// [`EventKind::TunnelUp`].
+    TunnelUp,
+    /// [`EventKind::TunnelDown`].
+    TunnelDown,
+    /// [`EventKind::Unmapped`].
+    Unmapped,
+}
+
+impl EventKindRef<'_> {
+    /// The owned kind.
+    pub fn to_owned(self) -> EventKind {
+        match self {
+            EventKindRef::SessionStart => EventKind::SessionStart,
+            EventKindRef::SessionEnd => EventKind::SessionEnd,
+            EventKindRef::AuthSuccess => EventKind::AuthSuccess,
+            EventKindRef::AuthFailure { reason } => EventKind::AuthFailure {
+                reason: reason.to_owned(),
+            },
+            EventKindRef::TunnelUp => EventKind::TunnelUp,
+            EventKindRef::TunnelDown => EventKind::TunnelDown,
+            EventKindRef::Unmapped => EventKind::Unmapped,
+        }
+    }
+}
+
+/// An authentication factor borrowed from an encoded event ([`AuthFactor`] without
+/// allocating the name of [`AuthFactor::Other`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorRef<'a> {
+    /// A factor without a name: anything but [`AuthFactor::Other`].
+    Known(KnownFactor),
+    /// [`AuthFactor::Other`], named as the source names it.
+    Other(&'a str),
+}
+
+/// The factors of [`AuthFactor`] that carry no data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KnownFactor {
+    /// [`AuthFactor::Password`].
+    Password,
+    /// [`AuthFactor::PublicKey`].
+    PublicKey,
+    /// [`AuthFactor::Certificate`].
+    Certificate,
+    /// [`AuthFactor::Otp`].
+    Otp,
+    /// [`AuthFactor::Push`].
+    Push,
+    /// [`AuthFactor::HardwareKey`].
+    HardwareKey,
+    /// [`AuthFactor::Kerberos`].
+    Kerberos,
+}
+
+impl FactorRef<'_> {
+    /// The owned factor.
+    pub fn to_owned(self) -> AuthFactor {
+        match self {
+            FactorRef::Known(KnownFactor::Password) => AuthFactor::Password,
+            FactorRef::Known(KnownFactor::PublicKey) => AuthFactor::PublicKey,
+            FactorRef::Known(KnownFactor::Certificate) => AuthFactor::Certificate,
+            FactorRef::Known(KnownFactor::Otp) => AuthFactor::Otp,
+            FactorRef::Known(KnownFactor::Push) => AuthFactor::Push,
+            FactorRef::Known(KnownFactor::HardwareKey) => AuthFactor::HardwareKey,
+            FactorRef::Known(KnownFactor::Kerberos) => AuthFactor::Kerberos,
+            FactorRef::Other(name) => AuthFactor::Other(name.to_owned()),
+        }
+    }
+
+    /// Whether it is the same factor as `f`.
+    pub fn is(self, f: &AuthFactor) -> bool {
+        match (self, f) {
+            (FactorRef::Other(a), AuthFactor::Other(b)) => a == b,
+            (FactorRef::Other(_), _) | (_, AuthFactor::Other(_)) => false,
+            (known, f) => known.to_owned() == *f,
+        }
+    }
+}
+
+/// The factors of an [`EventRef`], validated when it was decoded: iterate them with
+/// [`Factors::iter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Factors<'a> {
+    /// The encoded factors, count prefix excluded.
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Factors<'a> {
+    /// How many factors.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The factors, in their order in the event.
+    pub fn iter(&self) -> impl Iterator<Item = FactorRef<'a>> + 'a {
+        let mut r = Reader {
+            bytes: self.bytes,
+            pos: 0,
+        };
+        // The bytes were checked by `decode_event_ref`: nothing here can fail.
+        (0..self.count).map_while(move |_| r.factor().ok())
+    }
+}
+
+/// A connection event borrowed from its canonical encoding: every field of
+/// [`ConnectionEvent`] without allocating, for readers that stream millions of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// See [`ConnectionEvent::kind`].
+    pub kind: EventKindRef<'a>,
+    /// See [`ConnectionEvent::tenant`].
+    pub tenant: &'a str,
+    /// See [`ConnectionEvent::source`].
+    pub source: &'a str,
+    /// See [`ConnectionEvent::vendor`].
+    pub vendor: Option<&'a str>,
+    /// See [`ConnectionEvent::person`].
+    pub person: Option<&'a str>,
+    /// See [`ConnectionEvent::account`].
+    pub account: Option<&'a str>,
+    /// See [`ConnectionEvent::target`].
+    pub target: Option<&'a str>,
+    /// See [`ConnectionEvent::protocol`].
+    pub protocol: Option<&'a str>,
+    /// See [`ConnectionEvent::source_addr`].
+    pub source_addr: Option<IpAddr>,
+    /// See [`ConnectionEvent::session_id`].
+    pub session_id: Option<&'a str>,
+    /// See [`ConnectionEvent::factors`].
+    pub factors: Factors<'a>,
+    /// See [`ConnectionEvent::occurred_at`].
+    pub occurred_at: OffsetDateTime,
+    /// See [`ConnectionEvent::received_at`].
+    pub received_at: OffsetDateTime,
+    /// See [`ConnectionEvent::raw`].
+    pub raw: &'a [u8],
+}
+
+impl EventRef<'_> {
+    /// The owned event, equal to what [`decode`] returns for the same bytes.
+    pub fn to_owned(&self) -> ConnectionEvent {
+        ConnectionEvent {
+            kind: self.kind.to_owned(),
+            tenant: self.tenant.to_owned(),
+            source: self.source.to_owned(),
+            vendor: self.vendor.map(str::to_owned),
+            person: self.person.map(str::to_owned),
+            account: self.account.map(str::to_owned),
+            target: self.target.map(str::to_owned),
+            protocol: self.protocol.map(str::to_owned),
+            source_addr: self.source_addr,
+            session_id: self.session_id.map(str::to_owned),
+            factors: self.factors.iter().map(FactorRef::to_owned).collect(),
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            raw: self.raw.to_vec(),
+        }
+    }
+}
+
+/// Decodes a connection event without copying it: the strings borrow `bytes`.
+///
+/// Checks exactly what [`decode`] checks (lengths, caps, UTF-8, tags, instants, trailing
+/// bytes) and fails with the same [`DecodeError`], so a stream read this way stops where
+/// the owned decoder would; `Ok` only for an event (entry tag 1).
+///
+/// # Errors
+/// The [`DecodeError`] [`decode`] returns for these bytes; for a valid entry that is not
+/// an event (a declaration, a seal), [`DecodeError::InvalidTag`] on the entry tag.
+///
+/// # Examples
+/// ```
+/// # use proto::{canonical, model::*};
+/// # use time::macros::datetime;
+/// let event = ConnectionEvent {
+///     kind: EventKind::SessionStart,
+///     tenant: "chu".into(),
+///     source: "bastion".into(),
+///     vendor: Some("acme".into()),
+///     person: None,
+///     account: Some("ana".into()),
+///     target: None,
+///     protocol: None,
+///     source_addr: None,
+///     session_id: Some("42".into()),
+///     factors: vec![AuthFactor::Password],
+///     occurred_at: datetime!(2026-01-01 0:00 UTC),
+///     received_at: datetime!(2026-01-01 0:00 UTC),
+///     raw: b"start".to_vec(),
+/// };
+/// let bytes = canonical::encode(&Entry::Event(event.clone()));
+/// let view = canonical::decode_event_ref(&bytes).unwrap();
+/// assert_eq!(view.account, Some("ana"));
+/// assert_eq!(view.to_owned(), event);
+/// ```
+pub fn decode_event_ref(bytes: &[u8]) -> Result<EventRef<'_>, DecodeError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion { version });
+    }
+    let at = r.pos;
+    let tag = r.u8("entry tag")?;
+    if tag != 1 {
+        return Err(DecodeError::InvalidTag {
+            offset: at,
+            field: "entry",
+            tag,
+        });
+    }
+    let event = r.event_ref()?;
+    if r.pos != bytes.len() {
+        return Err(DecodeError::TrailingBytes {
+            offset: r.pos,
+            left: bytes.len() - r.pos,
+        });
+    }
+    Ok(event)
+}
+
+impl<'a> Reader<'a> {
+    fn str_ref(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let offset = self.pos;
+        let len = self.len(field, MAX_FIELD_BYTES)?;
+        let bytes = self.take(len, field)?;
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { offset, field })
+    }
+
+    fn opt_str_ref(&mut self, field: &'static str) -> Result<Option<&'a str>, DecodeError> {
+        if self.flag(field)? {
+            Ok(Some(self.str_ref(field)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn factor(&mut self) -> Result<FactorRef<'a>, DecodeError> {
+        let offset = self.pos;
+        Ok(match self.u8("factor")? {
+            1 => FactorRef::Known(KnownFactor::Password),
+            2 => FactorRef::Known(KnownFactor::PublicKey),
+            3 => FactorRef::Known(KnownFactor::Certificate),
+            4 => FactorRef::Known(KnownFactor::Otp),
+            5 => FactorRef::Known(KnownFactor::Push),
+            6 => FactorRef::Known(KnownFactor::HardwareKey),
+            7 => FactorRef::Known(KnownFactor::Kerberos),
+            8 => FactorRef::Other(self.str_ref("factor name")?),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    offset,
+                    field: "factor",
+                    tag,
+                });
+            }
+        })
+    }
+
+    /// As [`Reader::event`], borrowing.
+    fn event_ref(&mut self) -> Result<EventRef<'a>, DecodeError> {
+        let offset = self.pos;
+        let kind = match self.u8("event kind")? {
+            1 => EventKindRef::SessionStart,
+            2 => EventKindRef::SessionEnd,
+            3 => EventKindRef::AuthSuccess,
+            4 => EventKindRef::AuthFailure {
+                reason: self.str_ref("failure reason")?,
+            },
+            5 => EventKindRef::TunnelUp,
+            6 => EventKindRef::TunnelDown,
+            7 => EventKindRef::Unmapped,
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    offset,
+                    field: "event kind",
+                    tag,
+                });
+            }
+        };
+        let tenant = self.str_ref("tenant")?;
+        let source = self.str_ref("source")?;
+        let vendor = self.opt_str_ref("vendor")?;
+        let person = self.opt_str_ref("person")?;
+        let account = self.opt_str_ref("account")?;
+        let target = self.opt_str_ref("target")?;
+        let protocol = self.opt_str_ref("protocol")?;
+        let source_addr = if self.flag("source address")? {
+            Some(self.ip("source address")?)
+        } else {
+            None
+        };
+        let session_id = self.opt_str_ref("session id")?;
+        let count = self.count("factors")?;
+        let start = self.pos;
+        for _ in 0..count {
+            self.factor()?;
+        }
+        let factors = Factors {
+            bytes: &self.bytes[start..self.pos],
+            count,
+        };
+        let occurred_at = self.instant("occurred_at")?;
+        let received_at = self.instant("received_at")?;
+        let len = self.len("raw", MAX_FIELD_BYTES)?;
+        let raw = self.take(len, "raw")?;
+        Ok(EventRef {
+            kind,
+            tenant,
+            source,
+            vendor,
+            person,
+            account,
+            target,
+            protocol,
+            source_addr,
+            session_id,
+            factors,
+            occurred_at,
+            received_at,
+            raw,
+        })
+    }
+}
+
+#[cfg(test)]
+mod event_ref_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    fn event() -> ConnectionEvent {
+        ConnectionEvent {
+            kind: EventKind::AuthFailure {
+                reason: "bad password".into(),
+            },
+            tenant: "chu-lyon".into(),
+            source: "bastion-01".into(),
+            vendor: Some("acme".into()),
+            person: Some("ana@acme.fr".into()),
+            account: Some("ana".into()),
+            target: Some("pacs-01".into()),
+            protocol: None,
+            source_addr: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            session_id: Some("sshd[42]".into()),
+            factors: vec![
+                AuthFactor::Password,
+                AuthFactor::Other("yubico".into()),
+                AuthFactor::Otp,
+            ],
+            occurred_at: datetime!(2026-03-29 1:59:59.5 +1),
+            received_at: datetime!(2026-03-29 3:00 +2),
+            raw: vec![0xff, 0, 1],
+        }
+    }
+
+    #[test]
+    fn borrows_every_field_of_an_event() {
+        let e = event();
+        let bytes = encode(&Entry::Event(e.clone()));
+        let view = decode_event_ref(&bytes).unwrap();
+        assert_eq!(view.tenant, "chu-lyon");
+        assert_eq!(
+            view.kind,
+            EventKindRef::AuthFailure {
+                reason: "bad password"
+            }
+        );
+        assert_eq!(view.protocol, None);
+        assert_eq!(view.factors.len(), 3);
+        assert_eq!(
+            view.factors.iter().collect::<Vec<_>>(),
+            [
+                FactorRef::Known(KnownFactor::Password),
+                FactorRef::Other("yubico"),
+                FactorRef::Known(KnownFactor::Otp),
+            ]
+        );
+        assert!(
+            view.factors
+                .iter()
+                .nth(1)
+                .unwrap()
+                .is(&AuthFactor::Other("yubico".into()))
+        );
+        assert!(!view.factors.iter().nth(1).unwrap().is(&AuthFactor::Otp));
+        assert_eq!(view.to_owned(), e);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_event_as_the_owned_decoder_would() {
+        let seal = Entry::Seal(Seal {
+            kind: SealKind::Checkpoint,
+            chain_id: [7; 16],
+            epoch: 0,
+            through_seq: 0,
+            head_mac: [0; 32],
+            sealed_at: datetime!(2026-01-01 0:00 UTC),
+            signature: [0; 64],
+        });
+        let bytes = encode(&seal);
+        assert_eq!(
+            decode_event_ref(&bytes),
+            Err(DecodeError::InvalidTag {
+                offset: 1,
+                field: "entry",
+                tag: 3
+            })
+        );
+        let mut bytes = encode(&Entry::Event(event()));
+        bytes.push(0);
+        assert_eq!(decode_event_ref(&bytes).err(), decode(&bytes).err());
+        for cut in 0..bytes.len() - 1 {
+            assert_eq!(
+                decode_event_ref(&bytes[..cut]).err(),
+                decode(&bytes[..cut]).err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    fn opt_string() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of("[a-zé0-9@.\\-]{0,12}")
+    }
+
+    fn factor() -> impl Strategy<Value = AuthFactor> {
+        prop_oneof![
+            Just(AuthFactor::Password),
+            Just(AuthFactor::PublicKey),
+            Just(AuthFactor::Certificate),
+            Just(AuthFactor::Otp),
+            Just(AuthFactor::Push),
+            Just(AuthFactor::HardwareKey),
+            Just(AuthFactor::Kerberos),
+            "[a-z]{0,8}".prop_map(AuthFactor::Other),
+        ]
+    }
+
+    fn kind() -> impl Strategy<Value = EventKind> {
+        prop_oneof![
+            Just(EventKind::SessionStart),
+            Just(EventKind::SessionEnd),
+            Just(EventKind::AuthSuccess),
+            ".{0,12}".prop_map(|reason| EventKind::AuthFailure { reason }),
+            Just(EventKind::TunnelUp),
+            Just(EventKind::TunnelDown),
+            Just(EventKind::Unmapped),
+        ]
+    }
+
+    prop_compose! {
+        fn connection_event()(
+            kind in kind(),
+            tenant in "[a-z\\-]{0,10}",
+            source in ".{0,10}",
+            strings in proptest::collection::vec(opt_string(), 6),
+            addr in proptest::option::of(prop_oneof![
+                any::<[u8; 4]>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+                any::<[u8; 16]>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+            ]),
+            factors in proptest::collection::vec(factor(), 0..5),
+            occurred in -4_000_000_000_000_000_000i64..4_000_000_000_000_000_000,
+            skew in -86_400_000_000_000i64..86_400_000_000_000,
+            offset in -86_399i32..86_400,
+            raw in proptest::collection::vec(any::<u8>(), 0..40),
+        ) -> ConnectionEvent {
+            let at = |nanos: i64| {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+                    .unwrap()
+                    .to_offset(UtcOffset::from_whole_seconds(offset).unwrap())
+            };
+            ConnectionEvent {
+                kind,
+                tenant,
+                source,
+                vendor: strings[0].clone(),
+                person: strings[1].clone(),
+                account: strings[2].clone(),
+                target: strings[3].clone(),
+                protocol: strings[4].clone(),
+                source_addr: addr,
+                session_id: strings[5].clone(),
+                factors,
+                occurred_at: at(occurred),
+                received_at: at(occurred.saturating_add(skew)),
+                raw,
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_owned_decoder_on_events(e in connection_event()) {
+            let bytes = encode(&Entry::Event(e.clone()));
+            let view = decode_event_ref(&bytes).unwrap();
+            prop_assert_eq!(view.to_owned(), e);
+        }
+
+        #[test]
+        fn agrees_with_the_owned_decoder_on_damaged_events(
+            e in connection_event(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+            cut in any::<usize>(),
+        ) {
+            let mut bytes = encode(&Entry::Event(e));
+            for (at, v) in flips {
+                let i = at % bytes.len();
+                bytes[i] = v;
+            }
+            bytes.truncate(bytes.len() - cut % 3);
+            let owned = decode(&bytes);
+            // Only bytes tagged as an event are the borrowing decoder's to read.
+            if bytes.get(..2) == Some(&[VERSION, 1][..]) {
+                match (decode_event_ref(&bytes), owned) {
+                    (Ok(view), Ok(Entry::Event(event))) => prop_assert_eq!(view.to_owned(), event),
+                    (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                    (a, b) => prop_assert!(false, "borrowed {a:?}, owned {b:?}"),
+                }
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_event_ref(&bytes);
+            let mut tagged = vec![VERSION, 1];
+            tagged.extend_from_slice(&bytes);
+            let owned = decode(&tagged).err();
+            prop_assert_eq!(decode_event_ref(&tagged).err(), owned);
+        }
+    }
+}
