@@ -27,9 +27,9 @@
 //!   user=postgres`); the rows go into the database `vigie_audit_bench_<events>`, created
 //!   and filled if missing, reused otherwise. `VIGIE_AUDIT_BENCH_PG=off` skips it.
 //!
-//! The auditor reads journals only: the full report from PostgreSQL is not available; the
-//! PostgreSQL figure is the vendor journal query (`LedgerQuery::VendorJournal`) over the
-//! 18 months.
+//! With PostgreSQL, the same full report and vendor journal run with the events read from
+//! there (`auditor report|journal --postgres-url`), and the raw vendor journal query
+//! (`LedgerQuery::VendorJournal`) over the 18 months is timed too.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -96,8 +96,32 @@ fn main() {
     let pg = std::env::var("VIGIE_AUDIT_BENCH_PG")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".into());
     if pg != "off" {
-        for (what, secs, out) in postgres(&pg, &dir, events) {
+        let loaded = postgres(&pg, &dir, events);
+        let reachable = !loaded.is_empty();
+        for (what, secs, out) in loaded {
             table.push((what, secs, None, Some(out)));
+        }
+        if reachable {
+            let url = format!("{pg} dbname={}", pg_database(events));
+            let env = [("VIGIE_AUDIT_BENCH_PG_URL", url.as_str())];
+            for run in 0..runs {
+                let (secs, rss, out) = spawn_child_with("report-pg", events, &env);
+                table.push((
+                    format!("full report from PostgreSQL, run {}", run + 1),
+                    secs,
+                    Some(rss),
+                    Some(out),
+                ));
+            }
+            for run in 0..3 {
+                let (secs, rss, out) = spawn_child_with("journal-pg", events, &env);
+                table.push((
+                    format!("vendor journal export (PostgreSQL), {}", run + 1),
+                    secs,
+                    Some(rss),
+                    Some(out),
+                ));
+            }
         }
     }
     println!(
@@ -148,17 +172,39 @@ fn ledger(dir: &Path) -> Ledger {
     }
 }
 
+/// The ledger as `auditor report --postgres-url … --key …` reads it: declarations from
+/// the auditor's journal, events from every chain in PostgreSQL.
+fn pg_ledger(dir: &Path, url: &str) -> Ledger {
+    let decl = Source::journal(dir.join("decl"));
+    let own = decl.chain_id().expect("the declarations journal");
+    Ledger {
+        declarations: vec![decl],
+        events: Source::postgres_chains(url, &[own]).expect("the chains in PostgreSQL"),
+        keys: Vec::new(),
+        chain_keys: vec![dir.join("events").join(store::journal::VERIFIER_FILE)],
+    }
+}
+
+fn pg_database(events: u64) -> String {
+    format!("vigie_audit_bench_{events}")
+}
+
 fn span() -> (OffsetDateTime, OffsetDateTime) {
     (T0, T0 + Duration::days(SPAN_DAYS))
 }
 
 /// Runs one measurement in a child process: (wall seconds, peak RSS in KiB, its summary).
 fn spawn_child(mode: &str, events: u64) -> (f64, u64, String) {
+    spawn_child_with(mode, events, &[])
+}
+
+fn spawn_child_with(mode: &str, events: u64, env: &[(&str, &str)]) -> (f64, u64, String) {
     let exe = std::env::current_exe().expect("the bench's own path");
     let started = Instant::now();
     let out = Command::new(exe)
         .env("VIGIE_AUDIT_BENCH_CHILD", mode)
         .env("VIGIE_AUDIT_BENCH_EVENTS", events.to_string())
+        .envs(env.iter().copied())
         .output()
         .expect("run the child");
     let secs = started.elapsed().as_secs_f64();
@@ -183,7 +229,10 @@ fn spawn_child(mode: &str, events: u64) -> (f64, u64, String) {
 /// The child: one report (or journal export) as `auditor report` / `auditor journal` make
 /// it, written to a file; prints a summary and its peak RSS.
 fn child(mode: &str, dir: &Path) {
-    let ledger = ledger(dir);
+    let ledger = match std::env::var("VIGIE_AUDIT_BENCH_PG_URL") {
+        Ok(url) if mode.ends_with("-pg") => pg_ledger(dir, &url),
+        _ => ledger(dir),
+    };
     let (from, to) = span();
     let mut cfg = RuleConfig::new(from, to);
     cfg.tenant = Some(TENANT.into());
@@ -193,7 +242,7 @@ fn child(mode: &str, dir: &Path) {
     };
     let started = Instant::now();
     let summary = match mode {
-        "report" => {
+        "report" | "report-pg" => {
             let audit = audit::run(&ledger, cfg, opts).expect("report");
             let mut out = std::io::BufWriter::new(
                 std::fs::File::create(dir.join("report.html")).expect("report file"),
@@ -213,11 +262,18 @@ fn child(mode: &str, dir: &Path) {
                 audit.findings.len()
             )
         }
-        "journal" => {
+        "journal" | "journal-pg" => {
             cfg.vendor = Some(vendor(0));
             cfg.keep_sessions = usize::MAX;
             opts.check_chains = false;
             opts.check_retention = false;
+            // As `auditor journal` does: PostgreSQL reads only the vendor's rows.
+            let ledger = Ledger {
+                events: (ledger.events.iter())
+                    .map(|s| s.only_vendor(&vendor(0), Some(TENANT)))
+                    .collect(),
+                ..ledger
+            };
             let audit = audit::run(&ledger, cfg, opts).expect("journal");
             let mut out = std::io::BufWriter::new(
                 std::fs::File::create(dir.join("journal.csv")).expect("journal file"),
@@ -559,7 +615,7 @@ fn postgres(server: &str, dir: &Path, events: u64) -> Vec<(String, f64, String)>
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        let name = format!("vigie_audit_bench_{events}");
+        let name = pg_database(events);
         let admin = format!("{server} dbname=postgres");
         let (client, conn) = match tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
             Ok(c) => c,
