@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use proto::verify::{Verifier, VerifyKeys};
+use proto::verify::{Body, Record, Verifier, VerifyKeys};
 use store::journal::{JournalError, VerifierKeys};
 use time::{Duration, OffsetDateTime};
 
@@ -121,20 +121,59 @@ pub struct Audit {
 ///
 /// Three threads share the work: one reads the event records (in batches through a
 /// bounded channel), the caller's decodes them and runs the rule engine, and one verifies
-/// the chains and their retention meanwhile. The outcome is the same as running them one after the other.
+/// the chains and their retention meanwhile. The outcome is the same as running them one
+/// after the other.
+///
+/// When the chains are checked, each events chain is read once for both: the reading
+/// thread reads it whole, hands every record to the chain check and only those of the
+/// rules' window to the engine ([`Tee`]). Reading a chain twice cost a second pass over
+/// the journal's pages (CRC, copies) or, from PostgreSQL, a second scan of every row.
+///
+/// ```text
+///  events chains ─ whole ─→ Tee ─ every record (copy) ──────→ integrity thread: Verifier
+///                            └─ window records ─→ merge ─→ engine (caller's thread)
+///  declarations-only chains ─────────────────────────────→ integrity thread: own scan
+/// ```
 ///
 /// # Errors
 /// [`AuditError`] when a source cannot be read or an entry decoded.
 pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, AuditError> {
     let declarations = Declarations::load(&ledger.declarations)?;
+    let window = (cfg.from - Duration::days(1), cfg.to + Duration::days(2));
+    let (to_check, checked) = if opts.check_chains {
+        let (tx, rx) = mpsc::sync_channel::<Checked>(CHECK_QUEUE_BATCHES);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let scans = ledger
         .events
         .iter()
-        .map(|s| s.scan_time(cfg.from - Duration::days(1), cfg.to + Duration::days(2)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .enumerate()
+        .map(|(index, s)| {
+            Ok(match &to_check {
+                Some(tx) => Tee {
+                    scan: s.scan_all()?,
+                    index,
+                    to_check: Some(tx.clone()),
+                    batch: Vec::with_capacity(CHECK_BATCH),
+                    window,
+                },
+                None => Tee {
+                    scan: s.scan_time(window.0, window.1)?,
+                    index,
+                    to_check: None,
+                    batch: Vec::new(),
+                    window,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, AuditError>>()?;
+    // The tees hold the only senders: the check's channel closes when they are done.
+    drop(to_check);
     let tenant = cfg.tenant.clone().unwrap_or_else(|| "*".into());
     let (engine_out, integrity) = std::thread::scope(|scope| {
-        let integrity = scope.spawn(|| integrity_findings(ledger, &tenant, cfg.to, opts));
+        let integrity = scope.spawn(|| integrity_findings(ledger, &tenant, cfg.to, opts, checked));
         let (tx, rx) = mpsc::sync_channel::<Vec<Read>>(READ_QUEUE_BATCHES);
         let reader = scope.spawn(|| read_events(scans, &cfg, opts, tx));
         let mut engine = Engine::new(&declarations, cfg.clone());
@@ -194,6 +233,82 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
 
 /// Batches of records waiting for the rule engine.
 const READ_QUEUE_BATCHES: usize = 8;
+/// Batches of records waiting for the chain check.
+const CHECK_QUEUE_BATCHES: usize = 8;
+/// Records per batch handed from the reading thread to the chain check.
+const CHECK_BATCH: usize = 1024;
+
+/// What the reading thread hands to the chain check of the events chains.
+enum Checked {
+    /// Records of `ledger.events[i]`, in seq order.
+    Records(usize, Vec<Record>),
+    /// Reading `ledger.events[i]` stopped at this error.
+    Failed(usize, String),
+}
+
+/// An events chain read whole: every record also goes to the chain check (when there is
+/// one), and only the records received in the rules' window come out.
+struct Tee {
+    scan: SourceScan,
+    index: usize,
+    /// `None` without a chain check, or once the check is gone.
+    to_check: Option<mpsc::SyncSender<Checked>>,
+    batch: Vec<Record>,
+    window: (OffsetDateTime, OffsetDateTime),
+}
+
+impl Tee {
+    fn send(&mut self, checked: Checked) {
+        if let Some(tx) = &self.to_check
+            && tx.send(checked).is_err()
+        {
+            // The check failed on its own (it reports why); reading goes on for the rules.
+            self.to_check = None;
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.to_check.is_some() && !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(CHECK_BATCH));
+            self.send(Checked::Records(self.index, batch));
+        }
+    }
+}
+
+impl Iterator for Tee {
+    type Item = Result<Located, AuditError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.scan.next() {
+                None => {
+                    self.flush();
+                    return None;
+                }
+                Some(Err(e)) => {
+                    self.flush();
+                    self.send(Checked::Failed(self.index, e.to_string()));
+                    return Some(Err(e));
+                }
+                Some(Ok(located)) => {
+                    if self.to_check.is_some() {
+                        self.batch.push(Record {
+                            link: located.stored.link,
+                            body: Body::Full(located.stored.canonical.clone()),
+                        });
+                        if self.batch.len() >= CHECK_BATCH {
+                            self.flush();
+                        }
+                    }
+                    let at = located.stored.received_at;
+                    if self.window.0 <= at && at < self.window.1 {
+                        return Some(Ok(located));
+                    }
+                }
+            }
+        }
+    }
+}
 /// Events per batch handed from the reading thread to the rule engine.
 const READ_BATCH_EVENTS: usize = 1024;
 
@@ -216,7 +331,7 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
 /// Reads the event records of the scans merged by time and sends them in batches;
 /// stops at the first error that is not damage (or when the engine is gone).
 fn read_events(
-    scans: Vec<SourceScan>,
+    scans: Vec<Tee>,
     cfg: &RuleConfig,
     opts: RunOptions,
     tx: mpsc::SyncSender<Vec<Read>>,
@@ -274,17 +389,54 @@ fn read_events(
     Ok(())
 }
 
-/// The chain and retention findings of every source, in the ledger's order.
+/// The chain and retention findings of every source, in the ledger's order. The events
+/// chains' records come through `checked` when the reading thread shares its pass with
+/// the check (see [`run`]); the other chains are read here.
 fn integrity_findings(
     ledger: &Ledger,
     tenant: &str,
     to: OffsetDateTime,
     opts: RunOptions,
+    checked: Option<mpsc::Receiver<Checked>>,
 ) -> Result<Vec<Finding>, AuditError> {
+    let sources = ledger.all_sources();
+    let mut chain: Vec<Option<Vec<Finding>>> = sources.iter().map(|_| None).collect();
+    if let Some(checked) = checked {
+        let mut verifiers = (ledger.events.iter())
+            .map(|s| Ok((Verifier::new(keys_for(ledger, s)?), None)))
+            .collect::<Result<Vec<(Verifier, Option<String>)>, AuditError>>()?;
+        for message in checked {
+            match message {
+                Checked::Records(i, records) => {
+                    for record in records {
+                        verifiers[i].0.push(record);
+                    }
+                }
+                Checked::Failed(i, note) => verifiers[i].1 = Some(note),
+            }
+        }
+        for (source, (verifier, failed)) in ledger.events.iter().zip(verifiers) {
+            // A chain listed twice is judged once, on its first reading.
+            if let Some(k) = sources.iter().position(|s| *s == source)
+                && chain[k].is_none()
+            {
+                chain[k] = Some(problem_findings(
+                    source,
+                    tenant,
+                    to,
+                    failed,
+                    &verifier.finish(),
+                ));
+            }
+        }
+    }
     let mut findings = Vec::new();
-    for source in ledger.all_sources() {
+    for (source, shared) in sources.into_iter().zip(chain) {
         if opts.check_chains {
-            findings.extend(chain_findings(ledger, source, tenant, to)?);
+            match shared {
+                Some(found) => findings.extend(found),
+                None => findings.extend(chain_findings(ledger, source, tenant, to)?),
+            }
         }
         if opts.check_retention {
             findings.extend(retention_finding(source, tenant, to)?);
@@ -315,7 +467,7 @@ pub fn chain_findings(
     at: OffsetDateTime,
 ) -> Result<Vec<Finding>, AuditError> {
     let mut verifier = Verifier::new(keys_for(ledger, source)?);
-    let mut findings = Vec::new();
+    let mut failed = None;
     let mut progress = Progress::new("verifying", None);
     let mut n = 0u64;
     for located in source.scan_all()? {
@@ -326,16 +478,37 @@ pub fn chain_findings(
                 progress.tick(n);
             }
             Err(e) => {
-                let mut f = Finding::new(Rule::ChainBroken, tenant, at);
-                f.facts.other = Some(source.label().to_owned());
-                f.facts.note = Some(e.to_string());
-                findings.push(f);
+                failed = Some(e.to_string());
                 break;
             }
         }
     }
     progress.done(n);
-    let report = verifier.finish();
+    Ok(problem_findings(
+        source,
+        tenant,
+        at,
+        failed,
+        &verifier.finish(),
+    ))
+}
+
+/// The findings of a chain's verification: where its reading stopped, if it did, then its
+/// problems (at most [`MAX_CHAIN_FINDINGS`]).
+fn problem_findings(
+    source: &Source,
+    tenant: &str,
+    at: OffsetDateTime,
+    failed: Option<String>,
+    report: &proto::verify::Report,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if let Some(note) = failed {
+        let mut f = Finding::new(Rule::ChainBroken, tenant, at);
+        f.facts.other = Some(source.label().to_owned());
+        f.facts.note = Some(note);
+        findings.push(f);
+    }
     for p in report.problems.iter().take(MAX_CHAIN_FINDINGS) {
         let mut f = Finding::new(Rule::ChainBroken, tenant, at);
         f.entries = vec![EntryRef {
@@ -346,7 +519,7 @@ pub fn chain_findings(
         f.facts.note = Some(p.to_string());
         findings.push(f);
     }
-    Ok(findings)
+    findings
 }
 
 /// Whether a chain reaches 18 months back from `to`: high when entries were cut by

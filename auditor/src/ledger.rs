@@ -420,17 +420,17 @@ impl Iterator for PgScan {
 /// Several scans merged by `received_at` (ties: the source given first). A source whose
 /// scan fails yields its error once and is dropped; the others continue.
 #[derive(Debug)]
-pub struct Merged {
-    scans: Vec<SourceScan>,
+pub struct Merged<S = SourceScan> {
+    scans: Vec<S>,
     heads: Vec<Option<Located>>,
     heap: BinaryHeap<Reverse<(i128, usize)>>,
     error: Option<AuditError>,
     started: bool,
 }
 
-impl Merged {
+impl<S: Iterator<Item = Result<Located, AuditError>>> Merged<S> {
     /// Merges the scans.
-    pub fn new(scans: Vec<SourceScan>) -> Self {
+    pub fn new(scans: Vec<S>) -> Self {
         let n = scans.len();
         Merged {
             scans,
@@ -457,7 +457,7 @@ impl Merged {
     }
 }
 
-impl Iterator for Merged {
+impl<S: Iterator<Item = Result<Located, AuditError>>> Iterator for Merged<S> {
     type Item = Result<Located, AuditError>;
 
     fn next(&mut self) -> Option<Self::Item> {
