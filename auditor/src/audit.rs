@@ -1,9 +1,11 @@
 //! One audit run: read the declarations, stream the events through the rule engine,
 //! check the chains' integrity and retention coverage, and gather the findings.
 
+use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
+use proto::chain::Link;
 use proto::verify::{Body, Record, Verifier, VerifyKeys};
 use store::journal::{JournalError, VerifierKeys};
 use time::{Duration, OffsetDateTime};
@@ -156,14 +158,14 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
                     scan: s.scan_all()?,
                     index,
                     to_check: Some(tx.clone()),
-                    batch: Vec::with_capacity(CHECK_BATCH),
+                    batch: CheckBatch::with_capacity(CHECK_BATCH),
                     window,
                 },
                 None => Tee {
                     scan: s.scan_time(window.0, window.1)?,
                     index,
                     to_check: None,
-                    batch: Vec::new(),
+                    batch: CheckBatch::default(),
                     window,
                 },
             })
@@ -174,33 +176,36 @@ pub fn run(ledger: &Ledger, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, 
     let tenant = cfg.tenant.clone().unwrap_or_else(|| "*".into());
     let (engine_out, integrity) = std::thread::scope(|scope| {
         let integrity = scope.spawn(|| integrity_findings(ledger, &tenant, cfg.to, opts, checked));
-        let (tx, rx) = mpsc::sync_channel::<Vec<Read>>(READ_QUEUE_BATCHES);
+        let (tx, rx) = mpsc::sync_channel::<EventBatch>(READ_QUEUE_BATCHES);
         let reader = scope.spawn(|| read_events(scans, &cfg, opts, tx));
         let mut engine = Engine::new(&declarations, cfg.clone());
         let mut damaged = Vec::new();
         let mut decode_error = None;
         for batch in rx.iter() {
+            damaged.extend(batch.damaged);
+            for &(label, seq, ref range) in &batch.events {
+                // Borrowed from the batch: the engine copies only what it keeps.
+                let bytes = batch.bytes.get(range.clone()).unwrap_or_default();
+                match proto::canonical::decode_event_ref(bytes) {
+                    Ok(e) => {
+                        let at = EntryRef {
+                            ledger: Arc::clone(&batch.labels[label]),
+                            seq,
+                        };
+                        engine.push(at, &e);
+                    }
+                    Err(e) => {
+                        decode_error = Some(AuditError::Decode {
+                            ledger: batch.labels[label].to_string(),
+                            seq,
+                            reason: e.to_string(),
+                        });
+                        break;
+                    }
+                }
+            }
             if decode_error.is_some() {
                 break;
-            }
-            for read in batch {
-                match read {
-                    // Borrowed from the record: the engine copies only what it keeps.
-                    Read::Event(located) => {
-                        match proto::canonical::decode_event_ref(&located.stored.canonical) {
-                            Ok(e) => engine.push(located.entry_ref(), &e),
-                            Err(e) => {
-                                decode_error = Some(AuditError::Decode {
-                                    ledger: located.ledger.to_string(),
-                                    seq: located.stored.link.seq,
-                                    reason: e.to_string(),
-                                });
-                                break;
-                            }
-                        }
-                    }
-                    Read::Damaged(f) => damaged.push(f),
-                }
             }
         }
         // Dropping the receiver stops the reading thread at its next batch.
@@ -241,9 +246,35 @@ const CHECK_BATCH: usize = 1024;
 /// What the reading thread hands to the chain check of the events chains.
 enum Checked {
     /// Records of `ledger.events[i]`, in seq order.
-    Records(usize, Vec<Record>),
+    Records(usize, CheckBatch),
     /// Reading `ledger.events[i]` stopped at this error.
     Failed(usize, String),
+}
+
+/// Records for the chain check, their bytes back to back: one allocation per batch made
+/// by the reading thread, and the verifier's own copies made (and freed) by its thread.
+/// Allocating per record on one thread and freeing on another made the threads wait on
+/// the allocator's locks.
+#[derive(Default)]
+struct CheckBatch {
+    bytes: Vec<u8>,
+    records: Vec<(Link, Range<usize>)>,
+}
+
+impl CheckBatch {
+    fn with_capacity(records: usize) -> Self {
+        CheckBatch {
+            bytes: Vec::with_capacity(records * 512),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.records.iter().map(|(link, range)| Record {
+            link: *link,
+            body: Body::Full(self.bytes.get(range.clone()).unwrap_or_default().to_vec()),
+        })
+    }
 }
 
 /// An events chain read whole: every record also goes to the chain check (when there is
@@ -253,7 +284,7 @@ struct Tee {
     index: usize,
     /// `None` without a chain check, or once the check is gone.
     to_check: Option<mpsc::SyncSender<Checked>>,
-    batch: Vec<Record>,
+    batch: CheckBatch,
     window: (OffsetDateTime, OffsetDateTime),
 }
 
@@ -268,8 +299,8 @@ impl Tee {
     }
 
     fn flush(&mut self) {
-        if self.to_check.is_some() && !self.batch.is_empty() {
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(CHECK_BATCH));
+        if self.to_check.is_some() && !self.batch.records.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, CheckBatch::with_capacity(CHECK_BATCH));
             self.send(Checked::Records(self.index, batch));
         }
     }
@@ -292,11 +323,12 @@ impl Iterator for Tee {
                 }
                 Some(Ok(located)) => {
                     if self.to_check.is_some() {
-                        self.batch.push(Record {
-                            link: located.stored.link,
-                            body: Body::Full(located.stored.canonical.clone()),
-                        });
-                        if self.batch.len() >= CHECK_BATCH {
+                        let bytes = &mut self.batch.bytes;
+                        let start = bytes.len();
+                        bytes.extend_from_slice(&located.stored.canonical);
+                        let range = start..bytes.len();
+                        self.batch.records.push((located.stored.link, range));
+                        if self.batch.records.len() >= CHECK_BATCH {
                             self.flush();
                         }
                     }
@@ -312,13 +344,42 @@ impl Iterator for Tee {
 /// Events per batch handed from the reading thread to the rule engine.
 const READ_BATCH_EVENTS: usize = 1024;
 
-/// What the reading thread hands to the rule engine.
-enum Read {
-    /// A connection event's record, in time order (decoded by the engine's thread, which
-    /// borrows its fields from the record instead of allocating them).
-    Event(Located),
-    /// Damage a journal's checksums caught, as a finding (without the chain check).
-    Damaged(Finding),
+/// Events handed from the reading thread to the rule engine, their canonical bytes back
+/// to back (one allocation per batch, not per event: see [`CheckBatch`]), and damage the
+/// journals' checksums caught, as findings (without the chain check).
+struct EventBatch {
+    /// The labels of the sources, owned by this batch alone.
+    labels: Vec<Arc<str>>,
+    bytes: Vec<u8>,
+    /// Each event's label (index in `labels`), seq and bytes.
+    events: Vec<(usize, u64, Range<usize>)>,
+    damaged: Vec<Finding>,
+}
+
+impl EventBatch {
+    fn new() -> Self {
+        EventBatch {
+            labels: Vec::new(),
+            bytes: Vec::with_capacity(READ_BATCH_EVENTS * 512),
+            events: Vec::with_capacity(READ_BATCH_EVENTS),
+            damaged: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, located: &Located) {
+        let label = match self.labels.iter().position(|l| **l == *located.ledger) {
+            Some(i) => i,
+            None => {
+                // A copy of the label: the reading thread's Arc stays its own.
+                self.labels.push(Arc::from(&*located.ledger));
+                self.labels.len() - 1
+            }
+        };
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&located.stored.canonical);
+        let range = start..self.bytes.len();
+        self.events.push((label, located.stored.link.seq, range));
+    }
 }
 
 fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
@@ -334,11 +395,11 @@ fn read_events(
     scans: Vec<Tee>,
     cfg: &RuleConfig,
     opts: RunOptions,
-    tx: mpsc::SyncSender<Vec<Read>>,
+    tx: mpsc::SyncSender<EventBatch>,
 ) -> Result<(), AuditError> {
     let mut progress = Progress::new("checking", None);
     let mut read = 0u64;
-    let mut batch = Vec::with_capacity(READ_BATCH_EVENTS);
+    let mut batch = EventBatch::new();
     for located in Merged::new(scans) {
         let located = match located {
             Ok(l) => l,
@@ -357,7 +418,7 @@ fn read_events(
                     );
                     f.facts.other = Some(label);
                     f.facts.note = Some(e.to_string());
-                    batch.push(Read::Damaged(f));
+                    batch.damaged.push(f);
                 }
                 continue;
             }
@@ -371,15 +432,15 @@ fn read_events(
         if located.tag() != TAG_EVENT {
             continue;
         }
-        batch.push(Read::Event(located));
-        if batch.len() >= READ_BATCH_EVENTS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH_EVENTS));
+        batch.push(&located);
+        if batch.events.len() >= READ_BATCH_EVENTS {
+            let full = std::mem::replace(&mut batch, EventBatch::new());
             if tx.send(full).is_err() {
                 return Ok(());
             }
         }
     }
-    if !batch.is_empty() {
+    if !batch.events.is_empty() || !batch.damaged.is_empty() {
         // The engine is gone only when its thread panicked: nothing to report then.
         let _ = tx.send(batch);
     }
@@ -407,8 +468,8 @@ fn integrity_findings(
             .collect::<Result<Vec<(Verifier, Option<String>)>, AuditError>>()?;
         for message in checked {
             match message {
-                Checked::Records(i, records) => {
-                    for record in records {
+                Checked::Records(i, batch) => {
+                    for record in batch.records() {
                         verifiers[i].0.push(record);
                     }
                 }
