@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
+use prometheus::{IntCounter, IntGauge};
 use store::journal::PendingEntry;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
@@ -31,9 +32,31 @@ pub(crate) struct ConnCtx {
     pub(crate) limits: Arc<ListenerConfig>,
     pub(crate) pipeline: Pipeline,
     pub(crate) metrics: Metrics,
+    /// This connection's per-message metrics, looked up once.
+    pub(crate) counters: ConnCounters,
     pub(crate) zone: TimeZone,
     /// Cancelled at shutdown: stop reading, drain, close.
     pub(crate) shutdown: CancellationToken,
+}
+
+/// The metrics a connection updates for every message or read, with their labels resolved
+/// once per connection rather than looked up (hash, lock) per message.
+#[derive(Clone)]
+pub(crate) struct ConnCounters {
+    accepted: IntCounter,
+    unmapped: IntCounter,
+    last_event: IntGauge,
+}
+
+impl ConnCounters {
+    /// The counters of `source` on `listener`.
+    pub(crate) fn new(metrics: &Metrics, listener: &str, source: &str) -> ConnCounters {
+        ConnCounters {
+            accepted: metrics.accepted.with_label_values(&[listener, source]),
+            unmapped: metrics.unmapped.with_label_values(&[source]),
+            last_event: metrics.last_event.with_label_values(&[source]),
+        }
+    }
 }
 
 /// Why a connection ended in error.
@@ -124,15 +147,9 @@ impl ConnCtx {
     ) -> Result<PendingEntry, Rejection> {
         match ingest::accept(raw, &self.source, &self.zone, received_at) {
             Ok(a) => {
-                self.metrics
-                    .accepted
-                    .with_label_values(&[self.listener, &self.source.name])
-                    .inc();
+                self.counters.accepted.inc();
                 if a.unmapped {
-                    self.metrics
-                        .unmapped
-                        .with_label_values(&[&self.source.name])
-                        .inc();
+                    self.counters.unmapped.inc();
                 }
                 Ok(a.entry)
             }
@@ -154,10 +171,7 @@ impl ConnCtx {
 
     /// Notes that events of this source were received now.
     pub(crate) fn touch(&self, received_at: OffsetDateTime) {
-        self.metrics
-            .last_event
-            .with_label_values(&[&self.source.name])
-            .set(received_at.unix_timestamp());
+        self.counters.last_event.set(received_at.unix_timestamp());
     }
 
     /// The durability limit.

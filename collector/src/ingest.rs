@@ -16,6 +16,7 @@
 //! message no profile understands, or that is not even syslog, is kept as an unmapped
 //! event with its raw bytes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -177,14 +178,15 @@ pub fn accept(
     received_at: OffsetDateTime,
 ) -> Result<Accepted, Rejection> {
     let ctx = ParseContext::new(received_at, zone.clone());
-    let parsed = proto::syslog::parse(raw, &ctx).ok();
+    // Borrowed from `raw`: nothing of the message is copied before it is encoded.
+    let parsed = proto::syslog::parse_ref(raw, &ctx).ok();
     let mut claims = Claims::default();
     if let Some(m) = &parsed {
-        for sd in m.structured_data.iter().filter(|sd| sd.id == SD_ID) {
-            for (name, value) in &sd.params {
-                match name.as_str() {
-                    "tenant" => claims.tenant = Some(value.as_str()),
-                    "source" => claims.source = Some(value.as_str()),
+        for sd in m.structured_data.elements().filter(|sd| sd.id == SD_ID) {
+            for (name, value) in sd.params() {
+                match name {
+                    "tenant" => claims.tenant = Some(value),
+                    "source" => claims.source = Some(value),
                     _ => {}
                 }
             }
@@ -238,13 +240,13 @@ pub fn accept_json(
     received_at: OffsetDateTime,
 ) -> Result<Accepted, Rejection> {
     let claims = Claims {
-        tenant: item.tenant.as_deref(),
-        source: item.source.as_deref(),
+        tenant: item.tenant.as_deref().map(Cow::Borrowed),
+        source: item.source.as_deref().map(Cow::Borrowed),
     };
     match (&item.message, &item.event) {
         (Some(message), None) => {
             let ctx = ParseContext::new(received_at, zone.clone());
-            match proto::syslog::parse(message.as_bytes(), &ctx) {
+            match proto::syslog::parse_ref(message.as_bytes(), &ctx) {
                 Ok(m) => {
                     let input = Input {
                         app_name: item.app_name.as_deref().or(m.app_name.as_deref()),
@@ -283,10 +285,10 @@ pub fn accept_json(
 }
 
 /// What a message says about who sent it and for whom.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Claims<'a> {
-    tenant: Option<&'a str>,
-    source: Option<&'a str>,
+    tenant: Option<Cow<'a, str>>,
+    source: Option<Cow<'a, str>>,
 }
 
 fn build(
@@ -297,16 +299,16 @@ fn build(
     received_at: OffsetDateTime,
 ) -> Result<Accepted, Rejection> {
     if let Some(claimed) = claims.source
-        && claimed != source.name
+        && claimed != source.name.as_str()
     {
         return Err(Rejection::SourceMismatch {
             source_name: source.name.clone(),
-            claimed: claimed.to_owned(),
+            claimed: claimed.into_owned(),
         });
     }
     let tenant = claims
         .tenant
-        .map_or_else(|| source.default_tenant.clone(), str::to_owned);
+        .map_or_else(|| source.default_tenant.clone(), Cow::into_owned);
     if !source.tenants.contains(&tenant) {
         return Err(Rejection::TenantNotAllowed {
             source_name: source.name.clone(),

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ListenerConfig};
-use crate::conn::{ConnCtx, ConnError};
+use crate::conn::{ConnCounters, ConnCtx, ConnError};
 use crate::devcerts;
 use crate::http::{self, Dedup, HttpCtx};
 use crate::ingest::{Source, Sources};
@@ -695,9 +695,11 @@ async fn connection(
 }
 
 fn context(shared: &Shared, peer: SocketAddr, source: Arc<Source>) -> ConnCtx {
+    let listener = shared.protocol.name();
     ConnCtx {
-        listener: shared.protocol.name(),
+        listener,
         peer,
+        counters: ConnCounters::new(&shared.metrics, listener, &source.name),
         source,
         limits: shared.limits.clone(),
         pipeline: shared.pipeline.clone(),

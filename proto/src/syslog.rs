@@ -38,8 +38,14 @@
 //!   [`ParseContext::now`] but not more than 31 days ahead of it (a December message received
 //!   in January is from last year). A local time repeated when DST ends is resolved the same
 //!   way; a local time skipped when DST starts is read with the offset before the gap.
+//!
+//! [`parse_ref`] gives the message borrowing from the frame ([`SyslogRef`]: no copy of
+//! its fields, structured data read in place), which is what the collector does for every
+//! message; [`parse`] gives the same message owned ([`SyslogMessage`]).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -130,6 +136,147 @@ pub struct SyslogMessage {
     pub msg: String,
     /// Which standard the message follows.
     pub format: Format,
+}
+
+/// A parsed syslog message that borrows from its frame, as [`parse_ref`] gives it: the
+/// same fields as [`SyslogMessage`], without copying them. Text is borrowed unless it
+/// had to change (invalid UTF-8 replaced, SD escapes undone); structured data is kept as
+/// it was on the wire, checked, and read element by element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyslogRef<'a> {
+    /// Facility, 0 to 23.
+    pub facility: u8,
+    /// Severity, 0 to 7.
+    pub severity: u8,
+    /// When the source says the event happened; `None` for NILVALUE or no timestamp.
+    pub timestamp: Option<OffsetDateTime>,
+    /// HOSTNAME.
+    pub hostname: Option<Cow<'a, str>>,
+    /// APP-NAME, or the RFC 3164 TAG.
+    pub app_name: Option<Cow<'a, str>>,
+    /// PROCID, or the RFC 3164 `[pid]`.
+    pub proc_id: Option<Cow<'a, str>>,
+    /// MSGID (RFC 5424 only).
+    pub msg_id: Option<Cow<'a, str>>,
+    /// STRUCTURED-DATA (RFC 5424 only).
+    pub structured_data: StructuredData<'a>,
+    /// MSG, trailing line breaks and BOM removed, invalid UTF-8 replaced.
+    pub msg: Cow<'a, str>,
+    /// Which standard the message follows.
+    pub format: Format,
+}
+
+impl From<SyslogRef<'_>> for SyslogMessage {
+    fn from(m: SyslogRef<'_>) -> Self {
+        SyslogMessage {
+            facility: m.facility,
+            severity: m.severity,
+            timestamp: m.timestamp,
+            hostname: m.hostname.map(Cow::into_owned),
+            app_name: m.app_name.map(Cow::into_owned),
+            proc_id: m.proc_id.map(Cow::into_owned),
+            msg_id: m.msg_id.map(Cow::into_owned),
+            structured_data: m
+                .structured_data
+                .elements()
+                .map(|e| SdElement {
+                    id: e.id.to_owned(),
+                    params: e
+                        .params()
+                        .map(|(name, value)| (name.to_owned(), value.into_owned()))
+                        .collect(),
+                })
+                .collect(),
+            msg: m.msg.into_owned(),
+            format: m.format,
+        }
+    }
+}
+
+/// STRUCTURED-DATA as received (`[id p="v"…]…`, or nothing for NILVALUE), already checked
+/// against the grammar by the parser.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StructuredData<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> StructuredData<'a> {
+    /// Whether there is no SD-ELEMENT.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The SD-ELEMENTs in order.
+    pub fn elements(&self) -> SdElements<'a> {
+        SdElements {
+            bytes: self.bytes,
+            pos: 0,
+        }
+    }
+}
+
+/// The SD-ELEMENTs of [`StructuredData`], in order.
+#[derive(Debug, Clone)]
+pub struct SdElements<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for SdElements<'a> {
+    type Item = SdElementRef<'a>;
+
+    fn next(&mut self) -> Option<SdElementRef<'a>> {
+        if self.bytes.get(self.pos) != Some(&b'[') {
+            return None;
+        }
+        // The parser checked these bytes: an error here cannot happen, and would end the
+        // iteration.
+        let (id, params, end) = scan_element(self.bytes, self.pos).ok()?;
+        self.pos = end;
+        Some(SdElementRef {
+            id: ascii(&self.bytes[id]),
+            params: &self.bytes[params],
+        })
+    }
+}
+
+/// One SD-ELEMENT of [`StructuredData`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdElementRef<'a> {
+    /// SD-ID.
+    pub id: &'a str,
+    /// ` name="value"…` as received.
+    params: &'a [u8],
+}
+
+impl<'a> SdElementRef<'a> {
+    /// The SD-PARAMs in order, values unescaped (and invalid UTF-8 replaced).
+    pub fn params(&self) -> SdParams<'a> {
+        SdParams {
+            bytes: self.params,
+            pos: 0,
+        }
+    }
+}
+
+/// The SD-PARAMs of one [`SdElementRef`], in order.
+#[derive(Debug, Clone)]
+pub struct SdParams<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for SdParams<'a> {
+    type Item = (&'a str, Cow<'a, str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.bytes.get(self.pos) != Some(&b' ') {
+            return None;
+        }
+        let (name, value, end) = scan_param(self.bytes, self.pos).ok()?;
+        self.pos = end;
+        Some((ascii(&self.bytes[name]), unescape(&self.bytes[value])))
+    }
 }
 
 /// A part of a syslog message, to say where an error is.
@@ -228,6 +375,30 @@ fn invalid(field: Field, offset: usize, reason: &'static str) -> SyslogError {
 /// assert_eq!(m.msg, "Accepted publickey for alice");
 /// ```
 pub fn parse(frame: &[u8], ctx: &ParseContext) -> Result<SyslogMessage, SyslogError> {
+    parse_ref(frame, ctx).map(SyslogMessage::from)
+}
+
+/// Parses one frame as [`parse`] does, into a message that borrows from the frame (no
+/// copy of its fields: what a collector does for every message).
+///
+/// # Errors
+///
+/// As [`parse`].
+///
+/// # Examples
+/// ```
+/// # use proto::syslog::{parse_ref, ParseContext};
+/// # use time::macros::datetime;
+/// let ctx = ParseContext::europe_paris(datetime!(2026-03-01 9:00:05 UTC)).unwrap();
+/// let frame = br#"<86>1 2026-03-01T10:00:01+01:00 bastion sshd 812 - [vigie@32473 tenant="CHU-X"] Accepted"#;
+/// let m = parse_ref(frame, &ctx).unwrap();
+/// assert_eq!(m.app_name.as_deref(), Some("sshd"));
+/// let sd = m.structured_data.elements().next().unwrap();
+/// assert_eq!(sd.id, "vigie@32473");
+/// assert_eq!(sd.params().next().unwrap(), ("tenant", "CHU-X".into()));
+/// assert_eq!(m.msg, "Accepted");
+/// ```
+pub fn parse_ref<'a>(frame: &'a [u8], ctx: &ParseContext) -> Result<SyslogRef<'a>, SyslogError> {
     let mut end = frame.len();
     while end > 0 && matches!(frame[end - 1], b'\n' | b'\r') {
         end -= 1;
@@ -300,7 +471,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// A header field of printable US-ASCII up to the next space; `None` for NILVALUE.
-    fn header_field(&mut self, field: Field, max: usize) -> Result<Option<String>, SyslogError> {
+    fn header_field(
+        &mut self,
+        field: Field,
+        max: usize,
+    ) -> Result<Option<Cow<'a, str>>, SyslogError> {
         let start = self.pos;
         while let Some(b) = self.peek() {
             if b == b' ' {
@@ -317,37 +492,135 @@ impl<'a> Cursor<'a> {
         match &self.buf[start..self.pos] {
             b"" => Err(invalid(field, start, "empty")),
             b"-" => Ok(None),
-            // Printable US-ASCII is UTF-8.
-            token => Ok(Some(String::from_utf8_lossy(token).into_owned())),
+            token => Ok(Some(Cow::Borrowed(ascii(token)))),
         }
     }
+}
 
-    /// An SD-NAME: 1 to 32 printable US-ASCII but `=`, space, `]`, `"`.
-    fn sd_name(&mut self) -> Result<String, SyslogError> {
-        let start = self.pos;
-        while let Some(b) = self.peek() {
-            if !(33..=126).contains(&b) || matches!(b, b'=' | b']' | b'"') {
-                break;
-            }
-            if self.pos - start == MAX_SD_NAME {
-                return Err(invalid(Field::StructuredData, self.pos, "name too long"));
-            }
-            self.pos += 1;
-        }
-        if self.pos == start {
-            return Err(invalid(Field::StructuredData, start, "expected a name"));
-        }
-        Ok(String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned())
+/// Printable US-ASCII (checked by the caller) as text.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+/// Bytes as text, borrowed when they are UTF-8 (the common case, checked quickly), else
+/// with invalid sequences replaced.
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
+}
 
-    fn expect(&mut self, byte: u8, reason: &'static str) -> Result<(), SyslogError> {
-        if self.peek() == Some(byte) {
-            self.pos += 1;
-            Ok(())
+/// An SD param value as received (between its quotes), `\"`, `\\` and `\]` unescaped; any
+/// other backslash is kept as is (RFC 5424 §6.3.3).
+fn unescape(raw: &[u8]) -> Cow<'_, str> {
+    if !raw.contains(&b'\\') {
+        return lossy(raw);
+    }
+    let mut value = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        match raw.get(i + 1) {
+            Some(&e @ (b'"' | b'\\' | b']')) if b == b'\\' => {
+                value.push(e);
+                i += 2;
+            }
+            _ => {
+                value.push(b);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(lossy(&value).into_owned())
+}
+
+/// The end of an SD-NAME starting at `start`: 1 to 32 printable US-ASCII but `=`, space,
+/// `]`, `"`.
+fn sd_name_end(buf: &[u8], start: usize) -> Result<usize, SyslogError> {
+    let rest = buf.get(start..).unwrap_or_default();
+    let len = rest
+        .iter()
+        .position(|&b| !SD_NAME_BYTES[usize::from(b)])
+        .unwrap_or(rest.len());
+    if len > MAX_SD_NAME {
+        return Err(invalid(
+            Field::StructuredData,
+            start + MAX_SD_NAME,
+            "name too long",
+        ));
+    }
+    if len == 0 {
+        return Err(invalid(Field::StructuredData, start, "expected a name"));
+    }
+    Ok(start + len)
+}
+
+/// The bytes of an SD-NAME: printable US-ASCII but `=`, `]`, `"` (and space).
+static SD_NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 33;
+    while b <= 126 {
+        table[b] = !matches!(b as u8, b'=' | b']' | b'"');
+        b += 1;
+    }
+    table
+};
+
+fn sd_expect(buf: &[u8], pos: usize, byte: u8, reason: &'static str) -> Result<(), SyslogError> {
+    if buf.get(pos) == Some(&byte) {
+        Ok(())
+    } else {
+        Err(invalid(Field::StructuredData, pos, reason))
+    }
+}
+
+/// An SD-PARAM ` NAME="VALUE"` whose space is at `pos`: the name, the value as received
+/// (between the quotes) and the end.
+fn scan_param(buf: &[u8], pos: usize) -> Result<(Range<usize>, Range<usize>, usize), SyslogError> {
+    let name_start = pos + 1;
+    let name_end = sd_name_end(buf, name_start)?;
+    sd_expect(buf, name_end, b'=', "expected '='")?;
+    let open = name_end + 1;
+    sd_expect(buf, open, b'"', "expected '\"'")?;
+    let mut at = open + 1;
+    loop {
+        let Some(found) = buf
+            .get(at..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        else {
+            return Err(invalid(
+                Field::StructuredData,
+                open,
+                "unterminated param value",
+            ));
+        };
+        at += found;
+        if buf[at] == b'"' {
+            return Ok((name_start..name_end, open + 1..at, at + 1));
+        }
+        // An escaped '"', '\\' or ']' takes two bytes; any other backslash is kept.
+        at += if matches!(buf.get(at + 1), Some(b'"' | b'\\' | b']')) {
+            2
         } else {
-            Err(invalid(Field::StructuredData, self.pos, reason))
-        }
+            1
+        };
     }
+}
+
+/// An SD-ELEMENT whose `[` is at `pos`: its SD-ID, its params (` name="value"…`) and
+/// the end.
+fn scan_element(
+    buf: &[u8],
+    pos: usize,
+) -> Result<(Range<usize>, Range<usize>, usize), SyslogError> {
+    let id_start = pos + 1;
+    let id_end = sd_name_end(buf, id_start)?;
+    let mut at = id_end;
+    while buf.get(at) == Some(&b' ') {
+        at = scan_param(buf, at)?.2;
+    }
+    sd_expect(buf, at, b']', "expected ']' or a space")?;
+    Ok((id_start..id_end, id_end..at, at + 1))
 }
 
 fn parse_5424(
@@ -355,7 +628,7 @@ fn parse_5424(
     at: usize,
     facility: u8,
     severity: u8,
-) -> Result<SyslogMessage, SyslogError> {
+) -> Result<SyslogRef<'_>, SyslogError> {
     let mut c = Cursor {
         buf: frame,
         pos: at,
@@ -384,7 +657,7 @@ fn parse_5424(
     c.space(Field::MsgId)?;
     let structured_data = parse_sd(&mut c)?;
     let msg = match c.peek() {
-        None => String::new(),
+        None => Cow::Borrowed(""),
         Some(b' ') => {
             let mut msg = &c.buf[c.pos + 1..];
             // rsyslog's locally generated messages carry one extra leading space.
@@ -401,7 +674,7 @@ fn parse_5424(
             ));
         }
     };
-    Ok(SyslogMessage {
+    Ok(SyslogRef {
         facility,
         severity,
         timestamp,
@@ -415,11 +688,11 @@ fn parse_5424(
     })
 }
 
-fn parse_sd(c: &mut Cursor<'_>) -> Result<Vec<SdElement>, SyslogError> {
+fn parse_sd<'a>(c: &mut Cursor<'a>) -> Result<StructuredData<'a>, SyslogError> {
     match c.peek() {
         Some(b'-') => {
             c.pos += 1;
-            return Ok(Vec::new());
+            return Ok(StructuredData::default());
         }
         Some(b'[') => {}
         None => {
@@ -431,62 +704,18 @@ fn parse_sd(c: &mut Cursor<'_>) -> Result<Vec<SdElement>, SyslogError> {
         }
         Some(_) => return Err(invalid(Field::StructuredData, c.pos, "expected '[' or '-'")),
     }
-    let mut elements = Vec::new();
+    let start = c.pos;
     while c.peek() == Some(b'[') {
-        c.pos += 1;
-        let id = c.sd_name()?;
-        let mut params = Vec::new();
-        while c.peek() == Some(b' ') {
-            c.pos += 1;
-            let name = c.sd_name()?;
-            c.expect(b'=', "expected '='")?;
-            let open = c.pos;
-            c.expect(b'"', "expected '\"'")?;
-            let mut value = Vec::new();
-            loop {
-                match c.peek() {
-                    None => {
-                        return Err(invalid(
-                            Field::StructuredData,
-                            open,
-                            "unterminated param value",
-                        ));
-                    }
-                    Some(b'"') => {
-                        c.pos += 1;
-                        break;
-                    }
-                    Some(b'\\') => {
-                        match c.buf.get(c.pos + 1) {
-                            Some(&e @ (b'"' | b'\\' | b']')) => {
-                                value.push(e);
-                                c.pos += 2;
-                            }
-                            // Any other backslash is kept as is (RFC 5424 §6.3.3).
-                            _ => {
-                                value.push(b'\\');
-                                c.pos += 1;
-                            }
-                        }
-                    }
-                    Some(b) => {
-                        value.push(b);
-                        c.pos += 1;
-                    }
-                }
-            }
-            params.push((name, String::from_utf8_lossy(&value).into_owned()));
-        }
-        c.expect(b']', "expected ']' or a space")?;
-        elements.push(SdElement { id, params });
+        c.pos = scan_element(c.buf, c.pos)?.2;
     }
-    Ok(elements)
+    Ok(StructuredData {
+        bytes: &c.buf[start..c.pos],
+    })
 }
 
 /// MSG bytes as text: BOM dropped, invalid UTF-8 replaced.
-fn text(msg: &[u8]) -> String {
-    let msg = msg.strip_prefix(BOM).unwrap_or(msg);
-    String::from_utf8_lossy(msg).into_owned()
+fn text(msg: &[u8]) -> Cow<'_, str> {
+    lossy(msg.strip_prefix(BOM).unwrap_or(msg))
 }
 
 /// A civil date and time as read, with its offset if it had one.
@@ -731,14 +960,14 @@ fn resolve_local(
     from_jiff(best?.1, zone)
 }
 
-fn parse_3164(
-    frame: &[u8],
+fn parse_3164<'a>(
+    frame: &'a [u8],
     at: usize,
     facility: u8,
     severity: u8,
     ctx: &ParseContext,
-) -> Result<SyslogMessage, SyslogError> {
-    let mut message = SyslogMessage {
+) -> Result<SyslogRef<'a>, SyslogError> {
+    let mut message = SyslogRef {
         facility,
         severity,
         timestamp: None,
@@ -746,8 +975,8 @@ fn parse_3164(
         app_name: None,
         proc_id: None,
         msg_id: None,
-        structured_data: Vec::new(),
-        msg: String::new(),
+        structured_data: StructuredData::default(),
+        msg: Cow::Borrowed(""),
         format: Format::Rfc3164,
     };
     let Some((civil, len, bsd)) = parse_3164_timestamp(&frame[at..]) else {
@@ -781,7 +1010,7 @@ fn parse_3164(
         message.proc_id = pid;
         pos = first.end;
     } else if !first.is_empty() {
-        message.hostname = Some(String::from_utf8_lossy(&frame[first.clone()]).into_owned());
+        message.hostname = Some(lossy(&frame[first.clone()]));
         pos = skip_spaces(frame, first.end);
         let second = token(frame, pos);
         if let Some((app, pid)) = tag(&frame[second.clone()]) {
@@ -814,7 +1043,7 @@ fn token(frame: &[u8], pos: usize) -> std::ops::Range<usize> {
 }
 
 /// `NAME:` or `NAME[PID]:`, NAME 1 to 48 bytes without `[` or `:`.
-fn tag(token: &[u8]) -> Option<(String, Option<String>)> {
+fn tag(token: &[u8]) -> Option<(Cow<'_, str>, Option<Cow<'_, str>>)> {
     let body = token.strip_suffix(b":")?;
     let (name, pid) = match body.iter().position(|&b| b == b'[') {
         Some(open) => {
@@ -829,7 +1058,6 @@ fn tag(token: &[u8]) -> Option<(String, Option<String>)> {
     if name.is_empty() || name.len() > MAX_TAG || name.iter().any(|&b| b == b':' || b == b']') {
         return None;
     }
-    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     Some((lossy(name), pid.map(lossy)))
 }
 
@@ -1311,6 +1539,59 @@ mod tests {
         assert_eq!(
             err(long_app.as_bytes()),
             "syslog app-name invalid at byte 58: too long"
+        );
+    }
+
+    #[test]
+    fn borrowed_parse_copies_nothing_from_a_clean_frame() {
+        let frame = br#"<86>1 2026-03-01T10:00:01+01:00 bastion sshd 812 - [timeQuality tzKnown="1"][vigie@32473 tenant="CHU-X" note="a\"b\\c\]d\e"] Accepted"#;
+        let m = parse_ref(frame, &ctx(datetime!(2026-03-01 9:00:02 UTC))).unwrap();
+        assert!(matches!(m.msg, Cow::Borrowed("Accepted")));
+        assert!(matches!(m.hostname, Some(Cow::Borrowed("bastion"))));
+        assert!(matches!(m.app_name, Some(Cow::Borrowed("sshd"))));
+        let elements: Vec<_> = m.structured_data.elements().collect();
+        assert_eq!(
+            elements.iter().map(|e| e.id).collect::<Vec<_>>(),
+            ["timeQuality", "vigie@32473"]
+        );
+        let params: Vec<_> = elements[1].params().collect();
+        assert!(matches!(params[0], ("tenant", Cow::Borrowed("CHU-X"))));
+        // Escapes undone (an unknown escape is kept): the one value that is copied.
+        assert_eq!(params[1], ("note", Cow::Owned("a\"b\\c]d\\e".to_owned())));
+        // The owned message is the borrowed one, copied.
+        let owned = SyslogMessage::from(m.clone());
+        assert_eq!(
+            owned,
+            parse(frame, &ctx(datetime!(2026-03-01 9:00:02 UTC))).unwrap()
+        );
+        assert_eq!(owned.structured_data[1].params[1].1, "a\"b\\c]d\\e");
+        // Invalid UTF-8 is replaced, in MSG and in values.
+        let m = parse_ref(
+            b"<13>1 - h a - - [x@1 v=\"\xff\"] caf\xe9",
+            &ctx(datetime!(2026-03-01 9:00:02 UTC)),
+        )
+        .unwrap();
+        assert_eq!(m.msg, "caf\u{fffd}");
+        let sd = m.structured_data.elements().next().unwrap();
+        assert_eq!(sd.params().next().unwrap().1, "\u{fffd}");
+        assert!(
+            parse_ref(b"<13>1 - h a - - -", &ctx(datetime!(2026-03-01 9:00 UTC)))
+                .unwrap()
+                .structured_data
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn sd_name_length_limit() {
+        let name = "n".repeat(32);
+        let frame = format!("<13>1 - h a - - [{name} {name}=\"v\"]");
+        let m = parse_at(frame.as_bytes(), datetime!(2026-03-01 9:00 UTC));
+        assert_eq!(m.structured_data[0].params[0].0, name);
+        let long = format!("<13>1 - h a - - [{name}x]");
+        assert_eq!(
+            err(long.as_bytes()),
+            "syslog structured-data invalid at byte 49: name too long"
         );
     }
 

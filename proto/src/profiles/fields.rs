@@ -7,6 +7,9 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+
+use memchr::memmem;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -105,6 +108,60 @@ impl<'a> Pairs<'a> {
     pub(crate) fn value(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(present)
     }
+}
+
+/// A fixed text the profiles look for in every message, with memchr's searcher prepared
+/// once. `str::contains` and `split_once` prepare their pattern at every call, which on a
+/// message of a few hundred bytes costs more than the search itself; every message goes
+/// through several profiles that do not claim it, so these searches are the hot path.
+pub(crate) struct Pattern {
+    text: &'static str,
+    finder: OnceLock<memmem::Finder<'static>>,
+}
+
+impl Pattern {
+    pub(crate) const fn new(text: &'static str) -> Pattern {
+        Pattern {
+            text,
+            finder: OnceLock::new(),
+        }
+    }
+
+    /// Where the pattern first occurs in `haystack`.
+    pub(crate) fn find(&self, haystack: &str) -> Option<usize> {
+        self.finder
+            .get_or_init(|| memmem::Finder::new(self.text))
+            .find(haystack.as_bytes())
+    }
+
+    /// Whether `haystack` contains the pattern.
+    pub(crate) fn is_in(&self, haystack: &str) -> bool {
+        self.find(haystack).is_some()
+    }
+
+    /// As `haystack.split_once(pattern)`.
+    pub(crate) fn split_once<'h>(&self, haystack: &'h str) -> Option<(&'h str, &'h str)> {
+        let at = self.find(haystack)?;
+        // A match of a whole UTF-8 pattern starts and ends on character boundaries.
+        Some((haystack.get(..at)?, haystack.get(at + self.text.len()..)?))
+    }
+}
+
+/// Whether `text` contains `needle` (ASCII, lowercase), ignoring ASCII case, without
+/// allocating a lowercase copy.
+pub(crate) fn contains_ignore_ascii_case(text: &str, needle: &str) -> bool {
+    let (text, needle) = (text.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || text
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Whether `text` starts with `prefix` (ASCII), ignoring ASCII case.
+pub(crate) fn starts_with_ignore_ascii_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 fn is_space(b: u8) -> bool {
@@ -300,6 +357,43 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn patterns_split_as_str_does() {
+        static PEER: Pattern = Pattern::new(" Peer Connection Initiated with ");
+        static QUOTE: Pattern = Pattern::new("é \"");
+        for text in [
+            "a/1.2.3.4:5 [x] Peer Connection Initiated with [AF_INET]1.2.3.4:5",
+            " Peer Connection Initiated with ",
+            "Peer Connection Initiated with x",
+            "x Peer Connection Initiated with y Peer Connection Initiated with z",
+            "",
+            "né \"é \"ü",
+        ] {
+            assert_eq!(
+                PEER.split_once(text),
+                text.split_once(" Peer Connection Initiated with "),
+                "{text:?}"
+            );
+            assert_eq!(QUOTE.split_once(text), text.split_once("é \""), "{text:?}");
+            assert_eq!(
+                PEER.is_in(text),
+                text.contains(" Peer Connection Initiated with ")
+            );
+        }
+    }
+
+    #[test]
+    fn ascii_case_insensitive_checks() {
+        assert!(contains_ignore_ascii_case("OpenVPN-server", "openvpn"));
+        assert!(contains_ignore_ascii_case("my-ovpn", "ovpn"));
+        assert!(!contains_ignore_ascii_case("opnvpn", "openvpn"));
+        assert!(!contains_ignore_ascii_case("vpn", "openvpn"));
+        assert!(contains_ignore_ascii_case("x", ""));
+        assert!(starts_with_ignore_ascii_case("SSHD-session", "sshd"));
+        assert!(!starts_with_ignore_ascii_case("ssh", "sshd"));
+        assert!(!starts_with_ignore_ascii_case("éssh", "sshd"));
+    }
 
     #[test]
     fn pairs_read_quoted_and_bare_values() {

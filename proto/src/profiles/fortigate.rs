@@ -32,7 +32,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::model::EventKind;
 
-use super::fields::{Pairs, owned, parse_ip, parse_time};
+use super::fields::{Pairs, Pattern, owned, parse_ip, parse_time};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -42,7 +42,9 @@ pub const NAME: &str = "fortigate";
 pub fn map(input: &Input<'_>) -> Option<Mapped> {
     let msg = input.msg;
     // Cheap rejection before splitting pairs.
-    if !msg.contains("subtype=") || !msg.contains("action=") {
+    static SUBTYPE: Pattern = Pattern::new("subtype=");
+    static ACTION: Pattern = Pattern::new("action=");
+    if !SUBTYPE.is_in(msg) || !ACTION.is_in(msg) {
         return None;
     }
     let p = Pairs::parse(msg);

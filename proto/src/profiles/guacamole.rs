@@ -33,7 +33,7 @@
 
 use crate::model::EventKind;
 
-use super::fields::{owned, parse_ip};
+use super::fields::{Pattern, owned, parse_ip, starts_with_ignore_ascii_case};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -42,32 +42,30 @@ pub const NAME: &str = "guacamole";
 /// Maps a Guacamole message (see the module documentation).
 pub fn map(input: &Input<'_>) -> Option<Mapped> {
     let foreign = input.app_name.is_some_and(|app| {
-        let app = app.to_ascii_lowercase();
-        app.starts_with("sshd") || app.contains("openvpn") || app.contains("ovpn")
+        starts_with_ignore_ascii_case(app, "sshd") || super::openvpn::is_openvpn_app(app)
     });
     if foreign {
         return None;
     }
     let msg = input.msg.trim();
-    if let Some(m) = authenticated(msg) {
-        return Some(m);
+    // Most lines name a user: look for it once.
+    match after_user(msg) {
+        Some(rest) => authenticated(rest)
+            .or_else(|| auth_failed(msg))
+            .or_else(|| tunnel(rest))
+            .or_else(|| joined(rest)),
+        None => auth_failed(msg).or_else(|| removed(msg)),
     }
-    if let Some(m) = auth_failed(msg) {
-        return Some(m);
-    }
-    if let Some(m) = tunnel(msg) {
-        return Some(m);
-    }
-    guacd(msg)
 }
 
 /// The text after the first `User "` in `msg`.
 fn after_user(msg: &str) -> Option<&str> {
-    msg.split_once("User \"").map(|(_, rest)| rest)
+    static USER: Pattern = Pattern::new("User \"");
+    USER.split_once(msg).map(|(_, rest)| rest)
 }
 
-fn authenticated(msg: &str) -> Option<Mapped> {
-    let rest = after_user(msg)?;
+/// `rest` follows `User "`.
+fn authenticated(rest: &str) -> Option<Mapped> {
     let (user, addr) = rest.rsplit_once("\" successfully authenticated from ")?;
     let mut m = Mapped::new(NAME, EventKind::AuthSuccess);
     m.person = owned(user);
@@ -76,7 +74,8 @@ fn authenticated(msg: &str) -> Option<Mapped> {
 }
 
 fn auth_failed(msg: &str) -> Option<Mapped> {
-    let (_, rest) = msg.split_once("Authentication attempt from ")?;
+    static ATTEMPT: Pattern = Pattern::new("Authentication attempt from ");
+    let (_, rest) = ATTEMPT.split_once(msg)?;
     let rest = rest.strip_suffix(" failed.")?;
     let (addr, user) = match rest.split_once(" for user \"") {
         Some((addr, user)) => (addr, user.strip_suffix('"')?),
@@ -122,8 +121,8 @@ fn target(kind_and_id: &str) -> Option<String> {
     }
 }
 
-fn tunnel(msg: &str) -> Option<Mapped> {
-    let rest = after_user(msg)?;
+/// `rest` follows `User "`.
+fn tunnel(rest: &str) -> Option<Mapped> {
     let (user, kind, what) = if let Some((user, what)) = rest.rsplit_once("\" connected to ") {
         let what = what.strip_suffix('.').unwrap_or(what);
         (user, EventKind::SessionStart, what)
@@ -138,19 +137,23 @@ fn tunnel(msg: &str) -> Option<Mapped> {
     Some(m)
 }
 
-fn guacd(msg: &str) -> Option<Mapped> {
-    if let Some(rest) = after_user(msg) {
-        let (user, what) = rest.split_once("\" joined connection \"")?;
-        let (id, count) = what.rsplit_once("\" (")?;
-        if !count.ends_with(" users now present)") {
-            return None;
-        }
-        let mut m = Mapped::new(NAME, EventKind::SessionStart);
-        m.person = owned(user).filter(|u| !u.starts_with('@'));
-        m.session_id = Some(owned(id)?);
-        return Some(m);
+/// guacd: `User "…" joined connection "…"`; `rest` follows `User "`.
+fn joined(rest: &str) -> Option<Mapped> {
+    let (user, what) = rest.split_once("\" joined connection \"")?;
+    let (id, count) = what.rsplit_once("\" (")?;
+    if !count.ends_with(" users now present)") {
+        return None;
     }
-    let (_, rest) = msg.split_once("Connection \"")?;
+    let mut m = Mapped::new(NAME, EventKind::SessionStart);
+    m.person = owned(user).filter(|u| !u.starts_with('@'));
+    m.session_id = Some(owned(id)?);
+    Some(m)
+}
+
+/// guacd: `Connection "…" removed.`
+fn removed(msg: &str) -> Option<Mapped> {
+    static CONNECTION: Pattern = Pattern::new("Connection \"");
+    let (_, rest) = CONNECTION.split_once(msg)?;
     let id = rest.strip_suffix("\" removed.")?;
     let mut m = Mapped::new(NAME, EventKind::SessionEnd);
     m.session_id = Some(owned(id)?);

@@ -39,7 +39,7 @@ use std::net::IpAddr;
 
 use crate::model::{AuthFactor, EventKind};
 
-use super::fields::{endpoint_id, owned, parse_socket};
+use super::fields::{Pattern, contains_ignore_ascii_case, endpoint_id, owned, parse_socket};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -47,14 +47,12 @@ pub const NAME: &str = "openvpn";
 
 /// Maps an OpenVPN server message (see the module documentation).
 pub fn map(input: &Input<'_>) -> Option<Mapped> {
-    if let Some(app) = input.app_name {
-        let app = app.to_ascii_lowercase();
-        if !app.contains("openvpn") && !app.contains("ovpn") {
-            return None;
-        }
+    if input.app_name.is_some_and(|app| !is_openvpn_app(app)) {
+        return None;
     }
+    static PEER: Pattern = Pattern::new(" Peer Connection Initiated with ");
     let msg = skip_file_timestamp(input.msg.trim());
-    let mut m = if let Some((prefix, rest)) = msg.split_once(" Peer Connection Initiated with ") {
+    let mut m = if let Some((prefix, rest)) = PEER.split_once(msg) {
         peer_connection(prefix, rest)?
     } else if let Some(prefix) = signal_prefix(msg) {
         instance_event(prefix, EventKind::TunnelDown)?
@@ -83,6 +81,11 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
     };
     m.protocol = Some("openvpn".into());
     Some(m)
+}
+
+/// Whether an APP-NAME is OpenVPN's (`openvpn`, `ovpn-server`…, any case).
+pub(crate) fn is_openvpn_app(app: &str) -> bool {
+    contains_ignore_ascii_case(app, "openvpn") || contains_ignore_ascii_case(app, "ovpn")
 }
 
 /// Skips `YYYY-MM-DD HH:MM:SS ` or `Www Mmm DD HH:MM:SS YYYY `, then `us=N `.

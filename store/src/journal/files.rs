@@ -82,14 +82,27 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
         .map_err(io("fsync directory", dir))
 }
 
-/// Replaces `dir/name` with `bytes`: write `name.tmp`, fsync, rename, then fsync the
-/// directory when `durable`. A stale `name.tmp` is removed first so that `mode` applies.
+/// How much of [`write_atomic`]'s work is made durable before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Nothing is fsynced: only for files a crash may lose or tear because they are
+    /// checked when read and rebuilt when damaged (segment indexes).
+    None,
+    /// The bytes are fsynced before the rename; the directory is not.
+    Bytes,
+    /// The bytes, and the directory after the rename.
+    Full,
+}
+
+/// Replaces `dir/name` with `bytes`: write `name.tmp`, fsync (unless
+/// [`Durability::None`]), rename, then fsync the directory for [`Durability::Full`]. A
+/// stale `name.tmp` is removed first so that `mode` applies.
 pub(crate) fn write_atomic(
     dir: &Path,
     name: &str,
     bytes: &[u8],
     mode: u32,
-    durable: bool,
+    durability: Durability,
 ) -> Result<(), JournalError> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
@@ -105,10 +118,12 @@ pub(crate) fn write_atomic(
         .open(&tmp)
         .map_err(io("create", &tmp))?;
     file.write_all(bytes).map_err(io("write", &tmp))?;
-    file.sync_all().map_err(io("fsync", &tmp))?;
+    if durability != Durability::None {
+        file.sync_all().map_err(io("fsync", &tmp))?;
+    }
     drop(file);
     fs::rename(&tmp, &path).map_err(io("rename", &tmp))?;
-    if durable {
+    if durability == Durability::Full {
         sync_dir(dir)?;
     }
     Ok(())

@@ -187,7 +187,13 @@ impl WriterState {
 
     /// Replaces `dir/state` atomically and durably.
     pub(crate) fn write(&self, dir: &Path) -> Result<(), JournalError> {
-        files::write_atomic(dir, STATE_FILE, &self.encode(), SECRET_MODE, true)
+        files::write_atomic(
+            dir,
+            STATE_FILE,
+            &self.encode(),
+            SECRET_MODE,
+            files::Durability::Full,
+        )
     }
 
     /// The path of the state file in `dir`.
@@ -241,7 +247,7 @@ pub fn init(dir: &Path) -> Result<VerifierKeys, JournalError> {
         VERIFIER_FILE,
         keys.to_text().as_bytes(),
         SECRET_MODE,
-        false,
+        files::Durability::Bytes,
     )?;
     let first = files::segment_path(dir, 0);
     let header = SegmentHeader {

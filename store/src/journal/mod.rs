@@ -49,9 +49,11 @@
 //! Writing into a pre-zeroed file changes no metadata, so `fdatasync` flushes data only
 //! (about twice the throughput of appending to a growing file). The writer rolls to a new
 //! segment when the next record does not fit: it closes the full one (data fsynced, index
-//! written beside it, its pages dropped from the page cache so the next spare reuses
-//! them), writes and fsyncs the header of the spare, renames it to `{first_seq:020}.seg`
-//! and fsyncs the directory, then starts zeroing the next spare.
+//! written beside it without fsync), writes and fsyncs the header of the spare, renames it
+//! to `{first_seq:020}.seg` and fsyncs the directory, then starts a thread that drops the
+//! full segment's pages from the page cache (so the next spare reuses them) and zeroes the
+//! next spare. Appenders wait during a roll, so it holds no more fsyncs than the new
+//! segment needs: a torn or lost index is caught by its CRCs and rebuilt on open.
 //! The index (see `index`) holds, per block of about 64 KiB of records, the first seq,
 //! offset and min/max `received_at`; it is only an accelerator, rebuilt when missing.
 //!

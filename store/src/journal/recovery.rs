@@ -82,7 +82,7 @@ pub(crate) fn recover(
             Some(s) => s.next_seq,
             None => {
                 let (idx, _) = scan_closed(file, seg, chain_id)?;
-                write_index(dir, &idx)?;
+                write_index(dir, &idx, files::Durability::Bytes)?;
                 tracing::info!(segment = %seg.path.display(), "journal index rebuilt");
                 rebuilt_indexes.push(idx_path);
                 idx.summary.next_seq
@@ -147,10 +147,16 @@ pub(crate) fn recover(
     })
 }
 
-/// Writes a closed segment's index file beside it.
-pub(crate) fn write_index(dir: &Path, idx: &SegmentIndex) -> Result<(), JournalError> {
+/// Writes a closed segment's index file beside it. The index is checked (CRCs) when read
+/// and rebuilt when missing or damaged, so `durability` may be [`files::Durability::None`]
+/// where an fsync would cost more than a rebuild after a crash (the writer's roll).
+pub(crate) fn write_index(
+    dir: &Path,
+    idx: &SegmentIndex,
+    durability: files::Durability,
+) -> Result<(), JournalError> {
     let name = format!("{:020}.idx", idx.summary.first_seq);
-    files::write_atomic(dir, &name, &idx.encode(), DATA_MODE, false)
+    files::write_atomic(dir, &name, &idx.encode(), DATA_MODE, durability)
 }
 
 fn check_continues(seg: &SegmentFile, next_seq: Option<u64>) -> Result<(), JournalError> {
