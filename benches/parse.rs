@@ -38,7 +38,9 @@ fn profiles() -> Vec<Profile> {
     let example: Example = toml::from_str(&text).expect("its generic profiles");
     let mut all = Profile::builtins();
     for g in example.generic_profiles {
-        all.push(Profile::Generic(Box::new(g.compile().expect("a valid profile"))));
+        all.push(Profile::Generic(Box::new(
+            g.compile().expect("a valid profile"),
+        )));
     }
     all
 }
