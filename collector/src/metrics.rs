@@ -63,76 +63,62 @@ pub struct Metrics {
     pub replication_connected: IntGauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
-
 impl Metrics {
     /// Creates and registers every metric.
     ///
-    /// # Panics
-    /// Never in practice: names and labels are constants checked by the tests.
-    #[allow(clippy::expect_used)]
-    pub fn new() -> Metrics {
+    /// # Errors
+    /// A metric whose name, labels or buckets Prometheus refuses, or registered twice: the
+    /// names are constants, so this fails on every start or never (a test starts it).
+    pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
         };
         let accepted = counter(
             "vigie_events_accepted_total",
             "Events submitted to the journal.",
             &["listener", "source"],
-        );
+        )?;
         let unmapped = counter(
             "vigie_events_unmapped_total",
             "Accepted events that no profile understood (kept with their raw text).",
             &["source"],
-        );
+        )?;
         let rejected = counter(
             "vigie_events_rejected_total",
             "Messages refused.",
             &["listener", "source", "reason"],
-        );
+        )?;
         let connections_rejected = counter(
             "vigie_connections_rejected_total",
             "Connections refused.",
             &["listener", "reason"],
-        );
+        )?;
         let connections_failed = counter(
             "vigie_connections_failed_total",
             "Connections ended by an error (the reason names the phase or the fault).",
             &["listener", "reason"],
-        );
+        )?;
         let handshake_failures = counter(
             "vigie_tls_handshake_failures_total",
             "TLS handshakes that failed or timed out.",
             &["listener"],
-        );
+        )?;
         let connections_open = IntGaugeVec::new(
             Opts::new("vigie_connections_open", "Connections being served."),
             &["listener"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(connections_open.clone()))
-            .expect("unique metric");
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
         let last_event = IntGaugeVec::new(
             Opts::new(
                 "vigie_last_event_timestamp_seconds",
                 "Unix time the collector received the source's last event.",
             ),
             &["source"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(last_event.clone()))
-            .expect("unique metric");
+        )?;
+        registry.register(Box::new(last_event.clone()))?;
         let ack_latency = Histogram::with_opts(
             HistogramOpts::new(
                 "vigie_ack_latency_seconds",
@@ -141,26 +127,17 @@ impl Metrics {
             .buckets(vec![
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
             ]),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(ack_latency.clone()))
-            .expect("unique metric");
+        )?;
+        registry.register(Box::new(ack_latency.clone()))?;
         let queue_depth = IntGauge::new(
             "vigie_ingest_queue_depth",
             "Batches waiting between the listeners and the journal.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(queue_depth.clone()))
-            .expect("unique metric");
+        )?;
+        registry.register(Box::new(queue_depth.clone()))?;
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
-            h
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
         };
         let journal_fsync = histogram(
             "vigie_journal_fsync_seconds",
@@ -168,28 +145,26 @@ impl Metrics {
             vec![
                 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0,
             ],
-        );
+        )?;
         let journal_commit_entries = histogram(
             "vigie_journal_commit_entries",
             "Records made durable by one journal group commit.",
             vec![1.0, 2.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
-        );
+        )?;
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
         };
         let replication_lag = gauge(
             "vigie_replication_lag_entries",
             "Journal entries not yet replicated to PostgreSQL.",
-        );
+        )?;
         let replication_connected = gauge(
             "vigie_replication_connected",
             "1 while the replicator holds a working PostgreSQL session, else 0.",
-        );
-        Metrics {
+        )?;
+        Ok(Metrics {
             registry,
             replication_lag,
             replication_connected,
@@ -205,7 +180,7 @@ impl Metrics {
             ack_latency,
             queue_depth,
             last_event,
-        }
+        })
     }
 
     /// An observer feeding the journal's commit metrics.

@@ -46,6 +46,9 @@ use crate::{relp_conn, syslog_conn};
 /// Why the server cannot start or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The metrics cannot be registered.
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -162,7 +165,7 @@ impl Server {
             crate::config::ConfigError::Invalid(format!("unknown zone {:?}", config.default_zone))
         })?;
         let sources = Sources::from_config(&config).map_err(crate::config::ConfigError::Invalid)?;
-        let metrics = Metrics::new();
+        let metrics = Metrics::new()?;
         let journal = open_journal(&config, &metrics).await?;
         let tls = if config.uses_tls() {
             let files = match &config.tls {
