@@ -25,15 +25,7 @@ fn verify(url: &str, key: &std::path::Path) -> (i32, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_reads_the_chain_from_postgresql_and_names_a_tampered_row() {
     let m = common::month();
-    let db = store::pg::testing::TestDb::new().await;
-    let url = db.url.clone();
-
-    let (mut client, conn) = store::pg::connect(&url).await.expect("connect");
-    store::pg::migrate(&mut client).await.expect("migrate");
-    let reader = store::journal::JournalReader::open(&m.events).expect("events journal");
-    store::pg::catch_up(&mut client, &reader, store::pg::BatchLimits::default())
-        .await
-        .expect("replicate");
+    let (_db, url) = replicated(&m).await;
     let key = m.events.join(store::journal::VERIFIER_FILE);
 
     let (code, out) = tokio::task::spawn_blocking({
@@ -46,13 +38,7 @@ async fn verify_reads_the_chain_from_postgresql_and_names_a_tampered_row() {
     assert!(out.starts_with("intact:"), "{out}");
 
     // Someone with write access to the database rewrites one row's account.
-    client
-        .batch_execute(
-            "UPDATE entries SET canonical = overlay(canonical placing '\\x58'::bytea from 20 for 1) \
-             WHERE seq = 7",
-        )
-        .await
-        .expect("tamper");
+    alter_row_7(&url).await;
     let (code, out) = tokio::task::spawn_blocking({
         let (url, key) = (url.clone(), key.clone());
         move || verify(&url, &key)
@@ -71,9 +57,6 @@ async fn verify_reads_the_chain_from_postgresql_and_names_a_tampered_row() {
     .expect("join");
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("is not in this database"), "{out}");
-
-    drop(client);
-    conn.abort();
 }
 
 /// The scenario month's events replicated into a fresh database; its URL.
@@ -89,6 +72,21 @@ async fn replicated(m: &common::Month) -> (store::pg::testing::TestDb, String) {
     drop(client);
     conn.abort();
     (db, url)
+}
+
+/// Rewrites one byte of the entry at seq 7, as someone with write access to the database
+/// could.
+async fn alter_row_7(url: &str) {
+    let (client, conn) = store::pg::connect(url).await.expect("connect");
+    client
+        .batch_execute(
+            "UPDATE entries SET canonical = overlay(canonical placing '\\x58'::bytea from 20 for 1) \
+             WHERE seq = 7",
+        )
+        .await
+        .expect("tamper");
+    drop(client);
+    conn.abort();
 }
 
 /// The findings as JSON, with the events chain's label replaced by `events`.
@@ -243,17 +241,8 @@ fn report_findings(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_from_postgresql_flags_a_row_altered_there() {
     let m = common::month();
-    let (db, url) = replicated(&m).await;
-    let (client, conn) = store::pg::connect(&db.url).await.expect("connect");
-    client
-        .batch_execute(
-            "UPDATE entries SET canonical = overlay(canonical placing '\\x58'::bytea from 20 for 1) \
-             WHERE seq = 7",
-        )
-        .await
-        .expect("tamper");
-    drop(client);
-    conn.abort();
+    let (_db, url) = replicated(&m).await;
+    alter_row_7(&url).await;
     let key = m.events.join(store::journal::VERIFIER_FILE);
     let audit = tokio::task::spawn_blocking({
         let decl = m.ledger.clone();
