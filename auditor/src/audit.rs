@@ -593,15 +593,15 @@ pub fn retention_finding(
     tenant: &str,
     to: OffsetDateTime,
 ) -> Result<Option<Finding>, AuditError> {
-    let first = match source.scan_all()?.next() {
-        None => return Ok(None),
-        Some(Ok(first)) => first,
+    let first = match source.first() {
+        Ok(None) => return Ok(None),
+        Ok(Some(first)) => first,
         // Damage is the chain check's finding; coverage cannot be told.
-        Some(Err(AuditError::Journal {
+        Err(AuditError::Journal {
             source: JournalError::Corrupt { .. } | JournalError::BadHeader { .. },
             ..
-        })) => return Ok(None),
-        Some(Err(e)) => return Err(e),
+        }) => return Ok(None),
+        Err(e) => return Err(e),
     };
     let oldest = first.stored.received_at;
     if oldest <= to - RETENTION {

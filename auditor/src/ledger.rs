@@ -169,6 +169,45 @@ impl Source {
         }
     }
 
+    /// The chain's first record (after a retention cut, the oldest kept), without reading
+    /// further.
+    ///
+    /// # Errors
+    /// As [`Source::scan_all`]; damage at the first record is an error too.
+    pub fn first(&self) -> Result<Option<Located>, AuditError> {
+        let Source::Postgres {
+            url,
+            chain_id,
+            label,
+            ..
+        } = self
+        else {
+            return self.scan_all()?.next().transpose();
+        };
+        let mut first = None;
+        on_runtime(async {
+            let (client, connection) = store::pg::connect(&url.0).await?;
+            store::pg::require_current(&client).await?;
+            let range = store::pg::StoredRange {
+                page_rows: 1,
+                ..store::pg::StoredRange::whole()
+            };
+            store::pg::for_each_stored(&client, *chain_id, range, |stored| {
+                first = Some(stored);
+                false
+            })
+            .await?;
+            drop(client);
+            connection.abort();
+            Ok(())
+        })
+        .map_err(AuditError::postgres(format!("read {label}")))?;
+        Ok(first.map(|stored| Located {
+            ledger: label.as_str().into(),
+            stored,
+        }))
+    }
+
     /// The records received in `[from, to)`, in seq order.
     ///
     /// # Errors
@@ -347,12 +386,12 @@ impl PgScan {
                         }
                     };
                     let range = store::pg::StoredRange {
-                        from_seq: 0,
                         from,
                         to,
                         vendor: only
                             .as_ref()
                             .map(|o| (o.vendor.as_str(), tenants.as_slice())),
+                        ..store::pg::StoredRange::whole()
                     };
                     let mut batch = Vec::with_capacity(PG_BATCH);
                     let mut gone = false;

@@ -39,7 +39,7 @@ const CHAIN_NEXT_PAGE: &str = "SELECT seq, epoch, mac, received_at, canonical, t
     ORDER BY seq, tenant, part_at LIMIT $5";
 
 /// Rows per page of a chain.
-const PAGE_ROWS: i64 = 65_536;
+const PAGE_ROWS: u32 = 65_536;
 
 /// How far past the end of a range `part_at` is read: an entry received before the end
 /// whose `part_at` is later than this would need the collector's clock to have gone back by
@@ -275,6 +275,8 @@ pub struct StoredRange<'a> {
     /// rows through the vendor index instead of the whole chain. The chain is then not
     /// whole: never verify what such a read gives.
     pub vendor: Option<(&'a str, &'a [String])>,
+    /// Rows asked for at once (a reader that wants one row asks for one).
+    pub page_rows: u32,
 }
 
 impl StoredRange<'_> {
@@ -285,6 +287,7 @@ impl StoredRange<'_> {
             from: OffsetDateTime::UNIX_EPOCH,
             to: time::PrimitiveDateTime::MAX.assume_utc(),
             vendor: None,
+            page_rows: PAGE_ROWS,
         }
     }
 }
@@ -319,17 +322,18 @@ pub async fn for_each_stored(
         .checked_add(PART_AT_SLACK)
         .unwrap_or(StoredRange::whole().to);
     let from_seq = seq_i64(range.from_seq)?;
+    let page = i64::from(range.page_rows.max(1));
     let mut after: Option<(i64, String, OffsetDateTime)> = None;
     loop {
         let stream = match &after {
             None => {
                 let params: [&(dyn postgres_types::ToSql + Sync); 6] =
-                    [&id, &from_seq, &from, &part_to, &to, &PAGE_ROWS];
+                    [&id, &from_seq, &from, &part_to, &to, &page];
                 client.query_raw(CHAIN_FIRST_PAGE, params).await
             }
             Some((seq, tenant, part_at)) => {
                 let params: [&(dyn postgres_types::ToSql + Sync); 8] =
-                    [&id, &from, &part_to, &to, &PAGE_ROWS, seq, tenant, part_at];
+                    [&id, &from, &part_to, &to, &page, seq, tenant, part_at];
                 client.query_raw(CHAIN_NEXT_PAGE, params).await
             }
         }
@@ -337,7 +341,7 @@ pub async fn for_each_stored(
         let before = n;
         match stream_rows(stream, &mut n, &mut each).await? {
             // A full page: there may be more.
-            Page::Ended(Some(last)) if n - before == PAGE_ROWS.unsigned_abs() => {
+            Page::Ended(Some(last)) if n - before == page.unsigned_abs() => {
                 after = Some(last);
             }
             Page::Ended(_) | Page::Stopped => return Ok(n),
