@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
-use proto::model::Entry;
 use proto::profiles::{EventContext, Input, Profile};
 use proto::syslog::ParseContext;
 use store::journal::PendingEntry;
@@ -160,8 +159,6 @@ pub struct Accepted {
     pub entry: PendingEntry,
     /// Whether no profile understood it.
     pub unmapped: bool,
-    /// Its tenant.
-    pub tenant: String,
 }
 
 /// Largest canonical entry the collector submits (the journal's default cap).
@@ -308,29 +305,29 @@ fn build(
     }
     let tenant = claims
         .tenant
-        .map_or_else(|| source.default_tenant.clone(), Cow::into_owned);
-    if !source.tenants.contains(&tenant) {
+        .unwrap_or(Cow::Borrowed(&source.default_tenant));
+    if !source.tenants.iter().any(|t| *t == *tenant) {
         return Err(Rejection::TenantNotAllowed {
             source_name: source.name.clone(),
-            tenant,
+            tenant: tenant.into_owned(),
         });
     }
     let ctx = EventContext {
-        tenant: tenant.clone(),
-        source: source.name.clone(),
+        tenant: &tenant,
+        source: &source.name,
         received_at,
-        raw: raw.to_vec(),
+        raw,
         fallback_occurred_at: input.as_ref().and_then(|i| i.timestamp),
     };
     let mapped = input
         .as_ref()
         .and_then(|input| proto::profiles::map_any(&source.profiles, input));
     let unmapped = mapped.is_none();
-    let event = match mapped {
-        Some(m) => m.into_event(ctx),
-        None => proto::profiles::unmapped(ctx),
-    };
-    let canonical = proto::canonical::encode(&Entry::Event(event));
+    // Encoded from the mapped fields and the borrowed message: no event is built.
+    let canonical = proto::canonical::encode_event(&match &mapped {
+        Some(m) => m.parts(&ctx),
+        None => proto::profiles::unmapped(&ctx),
+    });
     if canonical.len() > MAX_ENTRY_BYTES {
         return Err(Rejection::TooLarge {
             bytes: canonical.len(),
@@ -342,13 +339,12 @@ fn build(
             received_at,
         },
         unmapped,
-        tenant,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use proto::model::EventKind;
+    use proto::model::{Entry, EventKind};
     use time::macros::datetime;
 
     use super::*;
@@ -388,7 +384,7 @@ mod tests {
         let now = datetime!(2026-03-01 9:00:02 UTC);
         let ok = br#"<86>1 2026-03-01T10:00:01+01:00 b app - - [vigie@32473 tenant="CHU-Y"] hello"#;
         let a = accept(ok, &source(), &zone, now).expect("allowed");
-        assert_eq!(a.tenant, "CHU-Y");
+        assert_eq!(event(&a).tenant, "CHU-Y");
         assert!(a.unmapped);
         let bad =
             br#"<86>1 2026-03-01T10:00:01+01:00 b app - - [vigie@32473 tenant="CHU-Z"] hello"#;

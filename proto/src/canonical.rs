@@ -156,56 +156,148 @@ pub enum DecodeError {
 /// assert_eq!(canonical::decode(&bytes).unwrap(), seal);
 /// ```
 pub fn encode(entry: &Entry) -> Vec<u8> {
-    let hint = size_hint(entry);
-    let mut out = Vec::with_capacity(hint.unwrap_or(256));
-    encode_into(entry, &mut out);
-    // The hint is exact: every event encoded in a test checks it.
-    debug_assert!(hint.is_none_or(|n| n == out.len()), "size_hint is off");
-    out
+    match entry {
+        Entry::Event(e) => encode_event(&e.parts()),
+        _ => {
+            let mut out = Vec::with_capacity(256);
+            encode_into(entry, &mut out);
+            out
+        }
+    }
 }
 
-/// The exact length of an event's encoding, so that [`encode`] allocates once for the
-/// entries the collector writes all day; `None` for other entries.
-fn size_hint(entry: &Entry) -> Option<usize> {
-    let Entry::Event(e) = entry else {
-        return None;
-    };
-    let str_len = |s: &str| 4 + s.len();
-    let opt = |s: &Option<String>| 1 + s.as_deref().map_or(0, str_len);
-    let kind = match &e.kind {
-        EventKind::AuthFailure { reason } => 1 + str_len(reason),
-        _ => 1,
-    };
-    let addr = match e.source_addr {
-        None => 1,
-        Some(IpAddr::V4(_)) => 1 + 1 + 4,
-        Some(IpAddr::V6(_)) => 1 + 1 + 16,
-    };
-    let factors: usize = e
-        .factors
-        .iter()
-        .map(|f| match f {
-            AuthFactor::Other(name) => 1 + str_len(name),
+/// A connection event's fields, borrowed from wherever they are: what the collector
+/// encodes straight from a mapped message, without building a
+/// [`ConnectionEvent`] first. [`ConnectionEvent::parts`] gives the view of an owned
+/// event; both encode through the same code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventParts<'a> {
+    /// What happened.
+    pub kind: &'a EventKind,
+    /// The establishment.
+    pub tenant: &'a str,
+    /// The authenticated source.
+    pub source: &'a str,
+    /// The vendor.
+    pub vendor: Option<&'a str>,
+    /// The person.
+    pub person: Option<&'a str>,
+    /// The account.
+    pub account: Option<&'a str>,
+    /// The target.
+    pub target: Option<&'a str>,
+    /// The protocol.
+    pub protocol: Option<&'a str>,
+    /// The address connected from.
+    pub source_addr: Option<IpAddr>,
+    /// The source's session identifier.
+    pub session_id: Option<&'a str>,
+    /// Authentication factors.
+    pub factors: &'a [AuthFactor],
+    /// When it happened, by the source's clock.
+    pub occurred_at: OffsetDateTime,
+    /// When the collector received it.
+    pub received_at: OffsetDateTime,
+    /// The original message.
+    pub raw: &'a [u8],
+}
+
+impl EventParts<'_> {
+    /// The owned event.
+    pub fn to_event(&self) -> ConnectionEvent {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        ConnectionEvent {
+            kind: self.kind.clone(),
+            tenant: self.tenant.to_owned(),
+            source: self.source.to_owned(),
+            vendor: owned(self.vendor),
+            person: owned(self.person),
+            account: owned(self.account),
+            target: owned(self.target),
+            protocol: owned(self.protocol),
+            source_addr: self.source_addr,
+            session_id: owned(self.session_id),
+            factors: self.factors.to_vec(),
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            raw: self.raw.to_vec(),
+        }
+    }
+
+    /// The exact length of the event's encoding (as an entry), so that it is allocated
+    /// once.
+    fn encoded_len(&self) -> usize {
+        let str_len = |s: &str| 4 + s.len();
+        let opt = |s: Option<&str>| 1 + s.map_or(0, str_len);
+        let kind = match self.kind {
+            EventKind::AuthFailure { reason } => 1 + str_len(reason),
             _ => 1,
-        })
-        .sum();
-    Some(
+        };
+        let addr = match self.source_addr {
+            None => 1,
+            Some(IpAddr::V4(_)) => 1 + 1 + 4,
+            Some(IpAddr::V6(_)) => 1 + 1 + 16,
+        };
+        let factors: usize = self
+            .factors
+            .iter()
+            .map(|f| match f {
+                AuthFactor::Other(name) => 1 + str_len(name),
+                _ => 1,
+            })
+            .sum();
         2 + kind
-            + str_len(&e.tenant)
-            + str_len(&e.source)
-            + opt(&e.vendor)
-            + opt(&e.person)
-            + opt(&e.account)
-            + opt(&e.target)
-            + opt(&e.protocol)
+            + str_len(self.tenant)
+            + str_len(self.source)
+            + opt(self.vendor)
+            + opt(self.person)
+            + opt(self.account)
+            + opt(self.target)
+            + opt(self.protocol)
             + addr
-            + opt(&e.session_id)
+            + opt(self.session_id)
             + 4
             + factors
             + 2 * (8 + 4)
             + 4
-            + e.raw.len(),
-    )
+            + self.raw.len()
+    }
+}
+
+impl ConnectionEvent {
+    /// The borrowed view the encoder reads.
+    pub fn parts(&self) -> EventParts<'_> {
+        EventParts {
+            kind: &self.kind,
+            tenant: &self.tenant,
+            source: &self.source,
+            vendor: self.vendor.as_deref(),
+            person: self.person.as_deref(),
+            account: self.account.as_deref(),
+            target: self.target.as_deref(),
+            protocol: self.protocol.as_deref(),
+            source_addr: self.source_addr,
+            session_id: self.session_id.as_deref(),
+            factors: &self.factors,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            raw: &self.raw,
+        }
+    }
+}
+
+/// The canonical encoding of a connection event entry, in a buffer of its exact size:
+/// byte for byte what [`encode`] gives for `Entry::Event` of the same fields.
+pub fn encode_event(event: &EventParts<'_>) -> Vec<u8> {
+    let len = event.encoded_len();
+    let mut out = Vec::with_capacity(len);
+    let mut w = Writer(&mut out);
+    w.u8(VERSION);
+    w.u8(1);
+    w.event(event);
+    // The length is exact: every event encoded in a test checks it.
+    debug_assert_eq!(len, out.len(), "encoded_len is off");
+    out
 }
 
 /// Appends the canonical encoding of `entry` to `out`.
@@ -215,7 +307,7 @@ pub fn encode_into(entry: &Entry, out: &mut Vec<u8>) {
     match entry {
         Entry::Event(e) => {
             w.u8(1);
-            w.event(e);
+            w.event(&e.parts());
         }
         Entry::Declaration(d) => {
             w.u8(2);
@@ -293,7 +385,7 @@ impl Writer<'_> {
     fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
-    fn opt_str(&mut self, v: &Option<String>) {
+    fn opt_str(&mut self, v: Option<&str>) {
         match v {
             None => self.u8(0),
             Some(s) => {
@@ -332,8 +424,8 @@ impl Writer<'_> {
         }
     }
 
-    fn event(&mut self, e: &ConnectionEvent) {
-        match &e.kind {
+    fn event(&mut self, e: &EventParts<'_>) {
+        match e.kind {
             EventKind::SessionStart => self.u8(1),
             EventKind::SessionEnd => self.u8(2),
             EventKind::AuthSuccess => self.u8(3),
@@ -345,23 +437,23 @@ impl Writer<'_> {
             EventKind::TunnelDown => self.u8(6),
             EventKind::Unmapped => self.u8(7),
         }
-        self.str(&e.tenant);
-        self.str(&e.source);
-        self.opt_str(&e.vendor);
-        self.opt_str(&e.person);
-        self.opt_str(&e.account);
-        self.opt_str(&e.target);
-        self.opt_str(&e.protocol);
-        match &e.source_addr {
+        self.str(e.tenant);
+        self.str(e.source);
+        self.opt_str(e.vendor);
+        self.opt_str(e.person);
+        self.opt_str(e.account);
+        self.opt_str(e.target);
+        self.opt_str(e.protocol);
+        match e.source_addr {
             None => self.u8(0),
             Some(ip) => {
                 self.u8(1);
-                self.ip(ip);
+                self.ip(&ip);
             }
         }
-        self.opt_str(&e.session_id);
+        self.opt_str(e.session_id);
         self.len(e.factors.len());
-        for f in &e.factors {
+        for f in e.factors {
             match f {
                 AuthFactor::Password => self.u8(1),
                 AuthFactor::PublicKey => self.u8(2),
@@ -378,7 +470,7 @@ impl Writer<'_> {
         }
         self.instant(&e.occurred_at);
         self.instant(&e.received_at);
-        self.bytes(&e.raw);
+        self.bytes(e.raw);
     }
 
     fn declaration(&mut self, d: &Declaration) {
@@ -421,7 +513,7 @@ impl Writer<'_> {
                 self.str(&w.id);
                 self.str(&w.vendor);
                 self.str(&w.reason);
-                self.opt_str(&w.ticket);
+                self.opt_str(w.ticket.as_deref());
                 self.str(&w.approver);
                 self.strs(&w.persons);
                 self.strs(&w.targets);
@@ -466,12 +558,12 @@ impl Writer<'_> {
             } => {
                 self.u8(6);
                 self.str(vendor);
-                self.opt_str(person);
-                self.opt_str(target);
+                self.opt_str(person.as_deref());
+                self.opt_str(target.as_deref());
                 self.instant(starts_at);
                 self.instant(ends_at);
                 self.str(reason);
-                self.opt_str(ticket);
+                self.opt_str(ticket.as_deref());
             }
             DeclarationBody::InterventionReport {
                 vendor,
@@ -483,7 +575,7 @@ impl Writer<'_> {
             } => {
                 self.u8(7);
                 self.str(vendor);
-                self.opt_str(window_id);
+                self.opt_str(window_id.as_deref());
                 self.instant(started_at);
                 self.instant(ended_at);
                 self.str(nature);

@@ -59,6 +59,7 @@ use time::OffsetDateTime;
 
 pub use generic::{GenericConfig, GenericConfigError, GenericProfile};
 
+use crate::canonical::EventParts;
 use crate::model::{AuthFactor, ConnectionEvent, EventKind};
 
 /// A message already parsed out of its transport.
@@ -124,31 +125,36 @@ impl Mapped {
         }
     }
 
-    /// The connection event, completed with what the collector knows.
+    /// The connection event's fields, completed with what the collector knows, borrowed
+    /// for [`crate::canonical::encode_event`].
     ///
     /// `occurred_at` is the mapped time, else `ctx.fallback_occurred_at`, else
     /// `ctx.received_at`.
-    pub fn into_event(self, ctx: EventContext) -> ConnectionEvent {
-        let occurred_at = self
-            .occurred_at
-            .or(ctx.fallback_occurred_at)
-            .unwrap_or(ctx.received_at);
-        ConnectionEvent {
-            kind: self.kind,
+    pub fn parts<'a>(&'a self, ctx: &EventContext<'a>) -> EventParts<'a> {
+        EventParts {
+            kind: &self.kind,
             tenant: ctx.tenant,
             source: ctx.source,
-            vendor: self.vendor,
-            person: self.person,
-            account: self.account,
-            target: self.target,
-            protocol: self.protocol,
+            vendor: self.vendor.as_deref(),
+            person: self.person.as_deref(),
+            account: self.account.as_deref(),
+            target: self.target.as_deref(),
+            protocol: self.protocol.as_deref(),
             source_addr: self.source_addr,
-            session_id: self.session_id,
-            factors: self.factors,
-            occurred_at,
+            session_id: self.session_id.as_deref(),
+            factors: &self.factors,
+            occurred_at: self
+                .occurred_at
+                .or(ctx.fallback_occurred_at)
+                .unwrap_or(ctx.received_at),
             received_at: ctx.received_at,
             raw: ctx.raw,
         }
+    }
+
+    /// The owned connection event (see [`Mapped::parts`]).
+    pub fn into_event(self, ctx: &EventContext<'_>) -> ConnectionEvent {
+        self.parts(ctx).to_event()
     }
 
     /// Adds a factor unless it is already listed.
@@ -160,16 +166,16 @@ impl Mapped {
 }
 
 /// What the collector adds to a mapped message to make an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventContext {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventContext<'a> {
     /// The establishment (tenant).
-    pub tenant: String,
+    pub tenant: &'a str,
     /// The authenticated source (bastion or gateway).
-    pub source: String,
+    pub source: &'a str,
     /// When the collector received the message.
     pub received_at: OffsetDateTime,
     /// The original message, byte for byte.
-    pub raw: Vec<u8>,
+    pub raw: &'a [u8],
     /// The occurrence time to use when the message gives none (usually the transport
     /// header's timestamp); `received_at` is used when this is `None` too.
     pub fallback_occurred_at: Option<OffsetDateTime>,
@@ -177,9 +183,9 @@ pub struct EventContext {
 
 /// The event for a message no profile understood: kind [`EventKind::Unmapped`], the raw
 /// message kept as evidence, occurred at `ctx.fallback_occurred_at` or `ctx.received_at`.
-pub fn unmapped(ctx: EventContext) -> ConnectionEvent {
-    ConnectionEvent {
-        kind: EventKind::Unmapped,
+pub fn unmapped<'a>(ctx: &EventContext<'a>) -> EventParts<'a> {
+    EventParts {
+        kind: &EventKind::Unmapped,
         tenant: ctx.tenant,
         source: ctx.source,
         vendor: None,
@@ -189,7 +195,7 @@ pub fn unmapped(ctx: EventContext) -> ConnectionEvent {
         protocol: None,
         source_addr: None,
         session_id: None,
-        factors: Vec::new(),
+        factors: &[],
         occurred_at: ctx.fallback_occurred_at.unwrap_or(ctx.received_at),
         received_at: ctx.received_at,
         raw: ctx.raw,
@@ -297,12 +303,12 @@ mod tests {
 
     use super::*;
 
-    fn ctx() -> EventContext {
+    fn ctx() -> EventContext<'static> {
         EventContext {
-            tenant: "chu-exemple".into(),
-            source: "bastion-01".into(),
+            tenant: "chu-exemple",
+            source: "bastion-01",
             received_at: datetime!(2026-03-12 13:02:12 UTC),
-            raw: b"raw".to_vec(),
+            raw: b"raw",
             fallback_occurred_at: Some(datetime!(2026-03-12 14:02:11 +01:00)),
         }
     }
@@ -312,27 +318,27 @@ mod tests {
         let mut m = Mapped::new("sshd", EventKind::SessionStart);
         m.account = Some("alice".into());
         m.occurred_at = Some(datetime!(2026-03-12 14:00:00 +01:00));
-        let e = m.clone().into_event(ctx());
+        let e = m.clone().into_event(&ctx());
         assert_eq!(e.occurred_at, datetime!(2026-03-12 14:00:00 +01:00));
         assert_eq!(e.account.as_deref(), Some("alice"));
         assert_eq!(e.tenant, "chu-exemple");
         assert_eq!(e.raw, b"raw");
 
         m.occurred_at = None;
-        let e = m.clone().into_event(ctx());
+        let e = m.clone().into_event(&ctx());
         assert_eq!(e.occurred_at, datetime!(2026-03-12 14:02:11 +01:00));
 
         let mut c = ctx();
         c.fallback_occurred_at = None;
         assert_eq!(
-            m.into_event(c).occurred_at,
+            m.into_event(&c).occurred_at,
             datetime!(2026-03-12 13:02:12 UTC)
         );
     }
 
     #[test]
     fn unmapped_keeps_the_raw_message() {
-        let e = unmapped(ctx());
+        let e = unmapped(&ctx()).to_event();
         assert_eq!(e.kind, EventKind::Unmapped);
         assert_eq!(e.raw, b"raw");
         assert_eq!(e.occurred_at, datetime!(2026-03-12 14:02:11 +01:00));
