@@ -35,9 +35,14 @@
 //! other types → Other; a `required_private_key_policy` starting with `hardware_key` →
 //! HardwareKey.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
 use crate::model::{AuthFactor, EventKind};
 
-use super::fields::{json_of, owned, parse_endpoint, parse_time};
+use super::fields::{owned, parse_endpoint, parse_time};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -45,17 +50,28 @@ pub const NAME: &str = "teleport";
 
 /// Maps a Teleport audit event (see the module documentation).
 pub fn map(input: &Input<'_>) -> Option<Mapped> {
-    let doc = json_of(input.json, input.msg)?;
-    let obj = doc.as_object()?;
-    let text = |key: &str| obj.get(key).and_then(|v| v.as_str()).and_then(owned);
-    let code = obj.get("code")?.as_str()?;
+    let doc = match input.json {
+        Some(value) => Doc::deserialize_from(value).ok()?,
+        None => {
+            let msg = input.msg.trim();
+            if !msg.starts_with('{') {
+                return None;
+            }
+            let mut de = serde_json::Deserializer::from_str(msg);
+            let doc = Doc::deserialize_from(&mut de).ok()?;
+            de.end().ok()?;
+            doc
+        }
+    };
+    let text = |v: &Option<Cow<'_, str>>| v.as_deref().and_then(owned);
+    let code = doc.code.as_deref()?;
     if !code.starts_with('T') {
         return None;
     }
-    let event = obj.get("event")?.as_str()?;
-    let success = obj.get("success").and_then(serde_json::Value::as_bool);
+    let event = doc.event.as_deref()?;
+    let success = doc.success;
     let failure = || EventKind::AuthFailure {
-        reason: text("error").unwrap_or_else(|| format!("{event} failed")),
+        reason: text(&doc.error).unwrap_or_else(|| format!("{event} failed")),
     };
 
     let mut m = match event {
@@ -66,7 +82,7 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
                 EventKind::AuthSuccess
             };
             let mut m = Mapped::new(NAME, kind);
-            login_factors(obj, &mut m);
+            login_factors(&doc, &mut m);
             m
         }
         "auth" if success == Some(false) => Mapped::new(NAME, failure()),
@@ -80,17 +96,21 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
             };
             let (target, account, protocol) = match family {
                 "session" => (
-                    text("server_hostname").or_else(|| text("server_addr")),
-                    text("login"),
-                    Some(text("proto").unwrap_or_else(|| "ssh".into())),
+                    text(&doc.server_hostname).or_else(|| text(&doc.server_addr)),
+                    text(&doc.login),
+                    Some(text(&doc.proto).unwrap_or_else(|| "ssh".into())),
                 ),
-                "db.session" => (text("db_service"), text("db_user"), text("db_protocol")),
+                "db.session" => (
+                    text(&doc.db_service),
+                    text(&doc.db_user),
+                    text(&doc.db_protocol),
+                ),
                 "windows.desktop.session" => (
-                    text("desktop_name").or_else(|| text("desktop_addr")),
-                    text("windows_user"),
+                    text(&doc.desktop_name).or_else(|| text(&doc.desktop_addr)),
+                    text(&doc.windows_user),
                     Some("rdp".into()),
                 ),
-                "app.session" => (text("app_name"), None, Some("https".into())),
+                "app.session" => (text(&doc.app_name), None, Some("https".into())),
                 _ => return None,
             };
             let kind = match (start, success) {
@@ -102,35 +122,28 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
             m.target = target;
             m.account = account;
             m.protocol = protocol.map(|p| p.to_ascii_lowercase());
-            m.session_id = text("sid").or_else(|| text("session_id"));
+            m.session_id = text(&doc.sid).or_else(|| text(&doc.session_id));
             m
         }
     };
-    m.person = text("user");
-    m.source_addr = obj
-        .get("addr.remote")
-        .and_then(|v| v.as_str())
+    m.person = text(&doc.user);
+    m.source_addr = doc
+        .addr_remote
+        .as_deref()
         .and_then(parse_endpoint)
         .map(|(ip, _)| ip);
-    m.occurred_at = obj
-        .get("time")
-        .and_then(|v| v.as_str())
-        .and_then(parse_time);
+    m.occurred_at = doc.time.as_deref().and_then(parse_time);
     Some(m)
 }
 
-fn login_factors(obj: &serde_json::Map<String, serde_json::Value>, m: &mut Mapped) {
-    match obj.get("method").and_then(|v| v.as_str()) {
+fn login_factors(doc: &Doc<'_>, m: &mut Mapped) {
+    match doc.method.as_deref() {
         Some("local") => m.push_factor(AuthFactor::Password),
         Some("passwordless") => m.push_factor(AuthFactor::HardwareKey),
         Some("saml" | "oidc" | "github") => m.push_factor(AuthFactor::Kerberos),
         _ => {}
     }
-    let device_type = obj
-        .get("mfa_device")
-        .and_then(|d| d.get("mfa_device_type"))
-        .and_then(|t| t.as_str());
-    if let Some(device_type) = device_type {
+    if let Some(device_type) = doc.mfa_device_type.as_deref() {
         let factor = match device_type.to_ascii_lowercase().as_str() {
             "" => None,
             "totp" => Some(AuthFactor::Otp),
@@ -141,11 +154,232 @@ fn login_factors(obj: &serde_json::Map<String, serde_json::Value>, m: &mut Mappe
             m.push_factor(factor);
         }
     }
-    let key_policy = obj
-        .get("required_private_key_policy")
-        .and_then(|v| v.as_str());
-    if key_policy.is_some_and(|p| p.starts_with("hardware_key")) {
+    if doc
+        .required_private_key_policy
+        .as_deref()
+        .is_some_and(|p| p.starts_with("hardware_key"))
+    {
         m.push_factor(AuthFactor::HardwareKey);
+    }
+}
+
+/// The members of a Teleport event the profile reads, borrowed from the JSON text where it
+/// has no escapes; every other member is skipped without being built. Read as a JSON object
+/// is read into a map: a member of another type than expected counts as absent (a string
+/// where a string is expected, a boolean for `success`, an object for `mfa_device`), and
+/// of a member given twice the last one counts.
+#[derive(Debug, Default)]
+struct Doc<'a> {
+    code: Option<Cow<'a, str>>,
+    event: Option<Cow<'a, str>>,
+    success: Option<bool>,
+    error: Option<Cow<'a, str>>,
+    user: Option<Cow<'a, str>>,
+    login: Option<Cow<'a, str>>,
+    server_hostname: Option<Cow<'a, str>>,
+    server_addr: Option<Cow<'a, str>>,
+    proto: Option<Cow<'a, str>>,
+    db_service: Option<Cow<'a, str>>,
+    db_user: Option<Cow<'a, str>>,
+    db_protocol: Option<Cow<'a, str>>,
+    desktop_name: Option<Cow<'a, str>>,
+    desktop_addr: Option<Cow<'a, str>>,
+    windows_user: Option<Cow<'a, str>>,
+    app_name: Option<Cow<'a, str>>,
+    sid: Option<Cow<'a, str>>,
+    session_id: Option<Cow<'a, str>>,
+    addr_remote: Option<Cow<'a, str>>,
+    time: Option<Cow<'a, str>>,
+    method: Option<Cow<'a, str>>,
+    required_private_key_policy: Option<Cow<'a, str>>,
+    /// `mfa_device.mfa_device_type`.
+    mfa_device_type: Option<Cow<'a, str>>,
+}
+
+impl<'de> Doc<'de> {
+    fn deserialize_from<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(DocVisitor)
+    }
+}
+
+struct DocVisitor;
+
+impl<'de> Visitor<'de> for DocVisitor {
+    type Value = Doc<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Teleport event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
+        let mut doc = Doc::default();
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            let slot = match &*key {
+                "code" => &mut doc.code,
+                "event" => &mut doc.event,
+                "error" => &mut doc.error,
+                "user" => &mut doc.user,
+                "login" => &mut doc.login,
+                "server_hostname" => &mut doc.server_hostname,
+                "server_addr" => &mut doc.server_addr,
+                "proto" => &mut doc.proto,
+                "db_service" => &mut doc.db_service,
+                "db_user" => &mut doc.db_user,
+                "db_protocol" => &mut doc.db_protocol,
+                "desktop_name" => &mut doc.desktop_name,
+                "desktop_addr" => &mut doc.desktop_addr,
+                "windows_user" => &mut doc.windows_user,
+                "app_name" => &mut doc.app_name,
+                "sid" => &mut doc.sid,
+                "session_id" => &mut doc.session_id,
+                "addr.remote" => &mut doc.addr_remote,
+                "time" => &mut doc.time,
+                "method" => &mut doc.method,
+                "required_private_key_policy" => &mut doc.required_private_key_policy,
+                "success" => {
+                    doc.success = map.next_value::<Lenient<bool>>()?.0;
+                    continue;
+                }
+                "mfa_device" => {
+                    doc.mfa_device_type = map
+                        .next_value::<Lenient<MfaDeviceType<'de>>>()?
+                        .0
+                        .map(|t| t.0);
+                    continue;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = map.next_value::<Lenient<Text<'de>>>()?.0.map(|t| t.0);
+        }
+        Ok(doc)
+    }
+}
+
+/// A JSON string, borrowed when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Any JSON value: `Some` when it is a `T` (a string, a boolean, an object `T` reads),
+/// `None` otherwise.
+struct Lenient<T>(Option<T>);
+
+impl<'de, T: LenientValue<'de>> de::Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor(std::marker::PhantomData))
+    }
+}
+
+/// What a [`Lenient`] keeps.
+trait LenientValue<'de>: Sized {
+    fn from_str(_: Cow<'de, str>) -> Option<Self> {
+        None
+    }
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+impl<'de> LenientValue<'de> for Text<'de> {
+    fn from_str(v: Cow<'de, str>) -> Option<Self> {
+        Some(Text(v))
+    }
+}
+
+impl LenientValue<'_> for bool {
+    fn from_bool(v: bool) -> Option<Self> {
+        Some(v)
+    }
+}
+
+struct LenientVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: LenientValue<'de>> Visitor<'de> for LenientVisitor<T> {
+    type Value = Lenient<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Lenient<T>, E> {
+        Ok(Lenient(T::from_str(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Lenient<T>, E> {
+        Ok(Lenient(T::from_str(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Lenient<T>, E> {
+        Ok(Lenient(T::from_str(Cow::Owned(v))))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Lenient<T>, E> {
+        Ok(Lenient(T::from_bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Lenient<T>, E> {
+        Ok(Lenient(None))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Lenient<T>, E> {
+        Ok(Lenient(None))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Lenient<T>, E> {
+        Ok(Lenient(None))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Lenient<T>, E> {
+        Ok(Lenient(None))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Lenient<T>, E> {
+        Ok(Lenient(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient<T>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Lenient(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Lenient<T>, A::Error> {
+        T::from_map(map).map(Lenient)
+    }
+}
+
+/// `mfa_device`: its `mfa_device_type` when it is an object with a string there.
+struct MfaDeviceType<'a>(Cow<'a, str>);
+
+impl<'de> LenientValue<'de> for MfaDeviceType<'de> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        let mut device_type = None;
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            if key == "mfa_device_type" {
+                device_type = map
+                    .next_value::<Lenient<Text<'de>>>()?
+                    .0
+                    .map(|t| MfaDeviceType(t.0));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(device_type)
     }
 }
 
@@ -249,5 +483,56 @@ mod tests {
         ] {
             assert_eq!(tp(msg), None, "{msg}");
         }
+    }
+
+    /// The text and the parsed-document paths read the same document the same way.
+    fn both(msg: &str) -> Option<Mapped> {
+        let from_text = tp(msg);
+        let from_value = serde_json::from_str::<serde_json::Value>(msg)
+            .ok()
+            .and_then(|json| {
+                map(&Input {
+                    msg: "",
+                    json: Some(&json),
+                    ..Input::default()
+                })
+            });
+        assert_eq!(from_text, from_value, "{msg}");
+        from_text
+    }
+
+    #[test]
+    fn members_of_another_type_count_as_absent() {
+        let m = both(r#"{"event":"session.start","code":"T2000I","user":7,"login":null,"server_hostname":["db01"],"server_addr":{"a":1},"sid":"s-1","success":"yes","time":1.5,"extra":{"nested":[1,{"x":"y"}]}}"#)
+            .expect("claimed");
+        assert_eq!(m.kind, EventKind::SessionStart);
+        assert_eq!(m.person, None);
+        assert_eq!(m.account, None);
+        assert_eq!(m.target, None);
+        assert_eq!(m.session_id.as_deref(), Some("s-1"));
+        assert_eq!(m.occurred_at, None);
+        // A login whose mfa_device is not an object: no factor from it.
+        let m = both(r#"{"event":"user.login","code":"T1000I","user":"a","method":"local","mfa_device":"TOTP"}"#)
+            .expect("claimed");
+        assert_eq!(m.factors, vec![AuthFactor::Password]);
+        // `success` that is not a boolean does not make a failure.
+        let m = both(r#"{"event":"user.login","code":"T1000W","success":0}"#).expect("claimed");
+        assert_eq!(m.kind, EventKind::AuthSuccess);
+    }
+
+    #[test]
+    fn escapes_and_repeated_members_read_as_a_json_map_reads_them() {
+        let m = both(r#"{"event":"session.start","code":"T2000I","user":"mallory","user":"al\u0069ce\"x","login":"r\\oot","sid":"s\/1"}"#)
+            .expect("claimed");
+        assert_eq!(m.person.as_deref(), Some("alice\"x"));
+        assert_eq!(m.account.as_deref(), Some("r\\oot"));
+        assert_eq!(m.session_id.as_deref(), Some("s/1"));
+        let m = both(r#"{"ev\u0065nt":"user.login","code":"T1000I","mfa_device":{"mfa_device_type":"x","mfa_device_type":"WebAuthn"},"mfa_device":{"mfa_device_name":"k"}}"#)
+            .expect("claimed");
+        assert_eq!(m.factors, Vec::new());
+        assert_eq!(
+            both(r#"{"event":"session.start","code":"T2000I"} trailing"#),
+            None
+        );
     }
 }
