@@ -51,30 +51,35 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
         return None;
     }
     static PEER: Pattern = Pattern::new(" Peer Connection Initiated with ");
+    static INACTIVITY: Pattern = Pattern::new(" Inactivity timeout");
+    static AUTH_OK: Pattern =
+        Pattern::new(" TLS: Username/Password authentication succeeded for username '");
+    static TLS_AUTH_ERROR: Pattern = Pattern::new(" TLS Auth Error: ");
+    static VERIFY_ERROR: Pattern = Pattern::new(" VERIFY ERROR: ");
+    static VERIFY_CRL: Pattern = Pattern::new(" VERIFY CRL: ");
+    static BACKGROUND_USER: Pattern = Pattern::new("BACKGROUND: user '");
     let msg = skip_file_timestamp(input.msg.trim());
     let mut m = if let Some((prefix, rest)) = PEER.split_once(msg) {
         peer_connection(prefix, rest)?
     } else if let Some(prefix) = signal_prefix(msg) {
         instance_event(prefix, EventKind::TunnelDown)?
-    } else if let Some((prefix, _)) = msg.split_once(" Inactivity timeout") {
+    } else if let Some((prefix, _)) = INACTIVITY.split_once(msg) {
         instance_event(strip_bracketed_name(prefix), EventKind::TunnelDown)?
-    } else if let Some((prefix, rest)) =
-        msg.split_once(" TLS: Username/Password authentication succeeded for username '")
-    {
+    } else if let Some((prefix, rest)) = AUTH_OK.split_once(msg) {
         let mut m = instance_event(prefix, EventKind::AuthSuccess)?;
         m.account = rest.rsplit_once('\'').and_then(|(user, _)| owned(user));
         m.factors = vec![AuthFactor::Password];
         m
-    } else if let Some((prefix, reason)) = msg.split_once(" TLS Auth Error: ") {
+    } else if let Some((prefix, reason)) = TLS_AUTH_ERROR.split_once(msg) {
         tls_auth_error(prefix, reason)?
-    } else if let Some((prefix, detail)) = msg.split_once(" VERIFY ERROR: ") {
+    } else if let Some((prefix, detail)) = VERIFY_ERROR.split_once(msg) {
         verify_error(prefix, detail)?
-    } else if let Some((prefix, detail)) = msg.split_once(" VERIFY CRL: ") {
+    } else if let Some((prefix, detail)) = VERIFY_CRL.split_once(msg) {
         let reason = detail.trim().to_owned();
         let mut m = instance_event(prefix, EventKind::AuthFailure { reason })?;
         m.factors = vec![AuthFactor::Certificate];
         m
-    } else if let Some((_, rest)) = msg.split_once("BACKGROUND: user '") {
+    } else if let Some((_, rest)) = BACKGROUND_USER.split_once(msg) {
         auth_pam(rest)?
     } else {
         return None;
