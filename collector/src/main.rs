@@ -11,6 +11,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::journal::{self, Journal, JournalConfig};
 
+/// mimalloc rather than the system allocator: entries are allocated on the connection
+/// threads and freed on the journal's writer thread, which glibc's malloc serves through
+/// a lock per arena (`perf` showed its lock waits; over syslog/TLS the collector's CPU per
+/// event went from 2.50 to 2.33 s per million with mimalloc, same binary, same run).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The remote-maintenance connection journal's collector.
 #[derive(Debug, Parser)]
 #[command(version, about)]
