@@ -1,8 +1,12 @@
 //! Replication into PostgreSQL against its physical reference, measured in the same run:
 //! the replicator (journal read, rows split out of canonical entries, binary COPY in
-//! 10,000-row transactions with the position) beside a raw binary COPY of the very same
-//! rows, already in memory, into the same partitioned and indexed table (22 monthly
-//! partitions, five indexes), in transactions of the same size and in one single COPY.
+//! 10,000-row transactions with the position) with 1, 2 and 4 COPY sessions (the
+//! `Replicator` itself, from its start, connections included, until PostgreSQL holds the
+//! whole journal) beside a raw binary COPY of the very same rows, already in memory, into
+//! the same partitioned and indexed table (22 monthly partitions, five indexes), in one
+//! session, in transactions of the same size and in one single COPY. Server CPU is that of
+//! every PostgreSQL process (backends, including those that ended, and background
+//! workers), client CPU that of this process.
 //!
 //! Needs PostgreSQL (`VIGIE_BENCH_PG`, default `host=127.0.0.1 port=5432 user=postgres`);
 //! creates and drops its own database. `VIGIE_BENCH_ROWS` sets the row count (default
@@ -12,13 +16,18 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use store::journal::{Journal, JournalConfig, PendingEntry};
-use store::pg::{self, BatchLimits, EntryRow, LedgerQuery, YearMonth};
+use store::pg::{
+    self, BatchLimits, EntryRow, LedgerQuery, Replicator, ReplicatorConfig, YearMonth,
+};
 use time::OffsetDateTime;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 const ROUNDS: usize = 5;
+
+/// The replicator's session counts measured.
+const SESSIONS: [usize; 3] = [1, 2, 4];
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is understood.
@@ -123,78 +132,56 @@ async fn bench(url: &str, n: u64) {
         limits.max_rows
     );
 
-    let mut replicator = Vec::new();
-    let mut raw_batched = Vec::new();
-    let mut raw_single = Vec::new();
+    let backend: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("backend pid")
+        .get(0);
+    let postmaster = parent_pid(&backend.to_string());
+    // Methods: the replicator with each of SESSIONS, then raw batched, then raw single.
+    let methods = SESSIONS.len() + 2;
+    let (raw_batched_i, raw_single_i) = (SESSIONS.len(), SESSIONS.len() + 1);
+    let mut runs: Vec<Vec<Duration>> = vec![Vec::new(); methods];
     // (client, server) CPU seconds per method, over all rounds.
-    let mut cpu = [(0.0f64, 0.0f64); 3];
+    let mut cpu = vec![(0.0f64, 0.0f64); methods];
     for round in 0..ROUNDS {
         // Alternate the order so drift does not favour one side.
-        let order: [u8; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        let mut order: Vec<usize> = (0..methods).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for which in order {
             reset(&client).await;
-            let backend: i32 = client
-                .query_one("SELECT pg_backend_pid()", &[])
-                .await
-                .expect("backend pid")
-                .get(0);
-            let backend = backend.to_string();
-            let (client_cpu, server_cpu) = (cpu_seconds("self"), cpu_seconds(&backend));
+            let (client_cpu, server_cpu) = (cpu_seconds("self"), server_seconds(&postmaster));
             let started = Instant::now();
-            match which {
-                0 => {
-                    let done = pg::catch_up(&mut client, &reader, limits)
-                        .await
-                        .expect("replicate");
-                    assert_eq!(done.rows, n);
-                    replicator.push(started.elapsed());
-                }
-                1 => {
-                    for batch in &batches {
-                        let tx = client.transaction().await.expect("begin");
-                        raw_copy(&tx, batch).await;
-                        tx.commit().await.expect("commit");
-                    }
-                    raw_batched.push(started.elapsed());
-                }
-                _ => {
+            if which == raw_batched_i {
+                for batch in &batches {
                     let tx = client.transaction().await.expect("begin");
-                    raw_copy(&tx, batches.iter().flatten()).await;
+                    raw_copy(&tx, batch).await;
                     tx.commit().await.expect("commit");
-                    raw_single.push(started.elapsed());
                 }
+            } else if which == raw_single_i {
+                let tx = client.transaction().await.expect("begin");
+                raw_copy(&tx, batches.iter().flatten()).await;
+                tx.commit().await.expect("commit");
+            } else {
+                replicate(url, &journal, SESSIONS[which], limits, n).await;
             }
-            cpu[usize::from(which)].0 += cpu_seconds("self") - client_cpu;
-            cpu[usize::from(which)].1 += cpu_seconds(&backend) - server_cpu;
+            runs[which].push(started.elapsed());
+            cpu[which].0 += cpu_seconds("self") - client_cpu;
+            cpu[which].1 += server_seconds(&postmaster) - server_cpu;
         }
     }
     let rate = |d: &Duration| n as f64 / d.as_secs_f64();
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (rep, raw, one) = (
-        median(&mut replicator),
-        median(&mut raw_batched),
-        median(&mut raw_single),
-    );
-    println!();
-    println!("| method (median of {ROUNDS}, {n} rows) | rows/s | vs raw COPY, same batches |");
-    println!("|---|---|---|");
-    println!(
-        "| replicator: journal -> rows -> binary COPY + position, 10k-row transactions | {:.0} | {:.0}% |",
-        rate(&rep),
-        100.0 * rate(&rep) / rate(&raw)
-    );
-    println!(
-        "| raw binary COPY of the same rows, 10k-row transactions | {:.0} | 100% |",
-        rate(&raw)
-    );
-    println!(
-        "| raw binary COPY of the same rows, one transaction | {:.0} | {:.0}% |",
-        rate(&one),
-        100.0 * rate(&one) / rate(&raw)
-    );
+    let medians: Vec<Duration> = runs
+        .iter()
+        .map(|v| {
+            let mut v = v.clone();
+            v.sort();
+            v[v.len() / 2]
+        })
+        .collect();
+    let raw = rate(&medians[raw_batched_i]);
     let per_row = |(c, s): (f64, f64)| {
         let rows = (n as usize * ROUNDS) as f64;
         format!(
@@ -203,27 +190,39 @@ async fn bench(url: &str, n: u64) {
             s * 1e6 / rows
         )
     };
+    let names: Vec<String> = SESSIONS
+        .iter()
+        .map(|s| {
+            format!(
+                "replicator, {s} session{}: journal -> rows -> binary COPY + position, 10k-row transactions",
+                if *s == 1 { "" } else { "s" }
+            )
+        })
+        .chain([
+            "raw binary COPY of the same rows, 10k-row transactions, one session".to_owned(),
+            "raw binary COPY of the same rows, one transaction".to_owned(),
+        ])
+        .collect();
+    println!();
     println!(
-        "CPU per row: replicator {}; raw batched {}; raw single {}",
-        per_row(cpu[0]),
-        per_row(cpu[1]),
-        per_row(cpu[2])
+        "| method (median of {ROUNDS}, {n} rows) | rows/s | vs raw COPY, same batches | CPU per row |"
     );
-    println!(
-        "all runs, rows/s: replicator {:?}; raw batched {:?}; raw single {:?}",
-        replicator
-            .iter()
-            .map(|d| rate(d) as u64)
-            .collect::<Vec<_>>(),
-        raw_batched
-            .iter()
-            .map(|d| rate(d) as u64)
-            .collect::<Vec<_>>(),
-        raw_single
-            .iter()
-            .map(|d| rate(d) as u64)
-            .collect::<Vec<_>>(),
-    );
+    println!("|---|---|---|---|");
+    for (i, name) in names.iter().enumerate() {
+        let r = rate(&medians[i]);
+        println!(
+            "| {name} | {r:.0} | {:.0}% | {} |",
+            100.0 * r / raw,
+            per_row(cpu[i])
+        );
+    }
+    println!("all runs, rows/s:");
+    for (i, name) in names.iter().enumerate() {
+        println!(
+            "  {name}: {:?}",
+            runs[i].iter().map(|d| rate(d) as u64).collect::<Vec<_>>()
+        );
+    }
 
     if std::env::var("VIGIE_BENCH_EXPLAIN").is_ok_and(|v| v == "1") {
         reset(&client).await;
@@ -283,19 +282,78 @@ fn spread_rows(n: u64, from: OffsetDateTime, to: OffsetDateTime) -> Vec<EntryRow
         .collect()
 }
 
+/// Runs a `Replicator` with `sessions` COPY sessions from its start until PostgreSQL
+/// holds the journal's `n` entries, then stops it.
+async fn replicate(url: &str, journal: &Journal, sessions: usize, limits: BatchLimits, n: u64) {
+    let mut config = ReplicatorConfig::new(url);
+    config.sessions = sessions;
+    config.limits = limits;
+    config.poll_interval = Duration::from_millis(1);
+    let replicator = Replicator::new(config, journal.clone());
+    let mut status = replicator.status();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(replicator.run(async move {
+        let _ = stopped.await;
+    }));
+    status
+        .wait_for(|s| s.position.is_some_and(|p| p.next_seq == n) || s.failures > 0)
+        .await
+        .expect("replicator status");
+    let failures = status.borrow().failures;
+    assert_eq!(failures, 0, "replication failed: {:?}", *status.borrow());
+    let _ = stop.send(());
+    running.await.expect("replicator task").expect("replicator");
+}
+
+/// The fields of `/proc/{pid}/stat` after the command name (which may hold spaces): the
+/// state is field 0, the parent 1, utime 11, stime 12, cutime 13, cstime 14.
+fn stat_fields(pid: &str) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after.split_whitespace().map(str::to_owned).collect()
+}
+
+fn ticks(fields: &[String], i: usize) -> f64 {
+    fields
+        .get(i)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 /// CPU seconds (user + system) used so far by process `pid` ("self" for this one).
 fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
+    let fields = stat_fields(pid);
+    (ticks(&fields, 11) + ticks(&fields, 12)) / 100.0
+}
+
+/// The parent of process `pid`.
+fn parent_pid(pid: &str) -> String {
+    stat_fields(pid).get(1).cloned().unwrap_or_default()
+}
+
+/// CPU seconds used so far by the PostgreSQL server: its live children (backends and
+/// background workers) and the postmaster itself, with its reaped children (ended
+/// backends).
+fn server_seconds(postmaster: &str) -> f64 {
+    let own = stat_fields(postmaster);
+    let mut total = (ticks(&own, 11) + ticks(&own, 12) + ticks(&own, 13) + ticks(&own, 14)) / 100.0;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return total;
     };
-    (ticks(11) + ticks(12)) / 100.0
+    for entry in procs.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let fields = stat_fields(pid);
+        if fields.get(1).map(String::as_str) == Some(postmaster) {
+            total += (ticks(&fields, 11) + ticks(&fields, 12)) / 100.0;
+        }
+    }
+    total
 }
 
 async fn reset(client: &Client) {

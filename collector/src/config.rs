@@ -9,7 +9,8 @@
 //! [https]                              JSON batches over mutual TLS (absent: off)
 //! [syslog_tcp]                         plain TCP, off unless present; peers by allow-list
 //! [metrics]                            Prometheus text on plain HTTP (loopback by default)
-//! [postgresql]                         replication to PostgreSQL and retention (absent: off)
+//! [postgresql]                         replication to PostgreSQL and retention (absent: off);
+//!                                      `sessions` parallel COPY sessions (default 2, min 1)
 //! [[sources]]                          who may send, for which tenants, with which profiles
 //! [[generic_profiles]]                 mappings users write (see proto::profiles::generic)
 //! ```
@@ -336,6 +337,11 @@ pub struct PostgresqlConfig {
     /// Most bytes of entries per replicated batch (default 8 MiB).
     #[serde(default = "default_max_batch_bytes")]
     pub max_batch_bytes: usize,
+    /// Sessions copying batches in parallel, committed in seq order (default 2, at least
+    /// 1: one batch at a time). The replicator holds one more connection, which
+    /// coordinates them.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
     /// Pause when the journal has nothing new, in ms (default 100).
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
@@ -366,6 +372,7 @@ impl std::fmt::Debug for PostgresqlConfig {
             .field("retention_months", &self.retention_months)
             .field("max_batch_rows", &self.max_batch_rows)
             .field("max_batch_bytes", &self.max_batch_bytes)
+            .field("sessions", &self.sessions)
             .field("poll_interval_ms", &self.poll_interval_ms)
             .field("retry_max_ms", &self.retry_max_ms)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
@@ -386,6 +393,10 @@ fn default_max_batch_rows() -> usize {
 
 fn default_max_batch_bytes() -> usize {
     store::pg::BatchLimits::default().max_bytes
+}
+
+fn default_sessions() -> usize {
+    store::pg::ReplicatorConfig::new(String::new()).sessions
 }
 
 fn default_poll_interval_ms() -> u64 {
@@ -420,6 +431,7 @@ impl PostgresqlConfig {
             retention_months: default_retention_months(),
             max_batch_rows: default_max_batch_rows(),
             max_batch_bytes: default_max_batch_bytes(),
+            sessions: default_sessions(),
             poll_interval_ms: default_poll_interval_ms(),
             retry_max_ms: default_retry_max_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
@@ -446,6 +458,7 @@ impl PostgresqlConfig {
             max_rows: self.max_batch_rows,
             max_bytes: self.max_batch_bytes,
         };
+        c.sessions = self.sessions;
         c.poll_interval = Duration::from_millis(self.poll_interval_ms);
         c.retry_max = Duration::from_millis(self.retry_max_ms).max(c.retry_initial);
         c.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
@@ -462,6 +475,7 @@ impl PostgresqlConfig {
         let positive = [
             ("max_batch_rows", self.max_batch_rows as u64),
             ("max_batch_bytes", self.max_batch_bytes as u64),
+            ("sessions", self.sessions as u64),
             ("poll_interval_ms", self.poll_interval_ms),
             ("retry_max_ms", self.retry_max_ms),
             ("connect_timeout_ms", self.connect_timeout_ms),
@@ -838,6 +852,21 @@ mod tests {
         let e = Config::parse(&format!("{MINIMAL}\n[postgresql]\nretention_months = 24\n"))
             .expect_err("url required");
         assert!(e.to_string().contains("url"), "{e}");
+    }
+
+    #[test]
+    fn postgresql_sessions_default_to_two_and_refuse_zero() {
+        let text = format!("{MINIMAL}\n[postgresql]\nurl = \"host=db user=vigie\"\n");
+        let p = Config::parse(&text).expect("valid").postgresql.expect("on");
+        assert_eq!(p.sessions, 2);
+        assert_eq!(p.replicator().sessions, 2);
+        let p = Config::parse(&format!("{text}sessions = 4\n"))
+            .expect("valid")
+            .postgresql
+            .expect("on");
+        assert_eq!(p.replicator().sessions, 4);
+        let e = Config::parse(&format!("{text}sessions = 0\n")).expect_err("no session");
+        assert!(e.to_string().contains("postgresql.sessions"), "{e}");
     }
 
     #[test]

@@ -8,11 +8,11 @@
 
 mod pg_common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pg_common::TestDb;
+use pg_common::{TestDb, wait_for};
 use store::journal::Journal;
-use store::pg::{self, BatchLimits, ReplicationStatus, Replicator, ReplicatorConfig};
+use store::pg::{self, BatchLimits, Replicator, ReplicatorConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -36,29 +36,6 @@ async fn start_proxy(port: u16) -> JoinSet<()> {
         }
     });
     set
-}
-
-async fn wait_for(
-    status: &mut watch::Receiver<ReplicationStatus>,
-    what: &str,
-    until: impl Fn(&ReplicationStatus) -> bool,
-) -> ReplicationStatus {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        {
-            let s = status.borrow_and_update();
-            if until(&s) {
-                return s.clone();
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "timed out waiting for {what}: {:?}",
-            *status.borrow()
-        );
-        let _ = tokio::time::timeout(left, status.changed()).await;
-    }
 }
 
 fn append_in_background(journal: &Journal, from: u64, n: u64) -> tokio::task::JoinHandle<()> {

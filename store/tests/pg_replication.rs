@@ -212,3 +212,65 @@ async fn a_journal_missing_what_postgresql_needs_is_refused() {
     );
     assert!(!err.is_transient());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_sessions_replicate_exactly_what_one_session_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = OffsetDateTime::now_utc();
+    // Months past the partitions made ahead at start: created mid-run, each by the batch
+    // that first reaches into it.
+    let mut far = pg::YearMonth::of(now);
+    for _ in 0..5 {
+        far = far.next();
+    }
+    let (keys, journal) = tokio::task::block_in_place(|| {
+        let (keys, journal) = pg_common::journal_with(&dir.path().join("journal"), 1_500, 700);
+        pg_common::append_at(&journal, 1_500, 1_000, far.start() + Duration::days(3));
+        pg_common::append_at(&journal, 2_500, 800, far.next().start() + Duration::days(1));
+        journal.seal_now().unwrap();
+        // Received earlier than the rows before them: carried forward into the later month.
+        pg_common::append_at(&journal, 3_300, 300, far.start() + Duration::days(9));
+        pg_common::append(&journal, 3_600, 500, 0);
+        journal.seal_now().unwrap();
+        (keys, journal)
+    });
+    let head = journal.head();
+
+    let mut dumps = Vec::new();
+    for sessions in [3, 1] {
+        let db = TestDb::new().await;
+        let config = pg_common::replicator_config(&db.url, sessions, 100);
+        let status =
+            pg_common::replicate_all(pg::Replicator::new(config, journal.clone()), &journal).await;
+        assert_eq!(status.rows_copied, head.next_seq, "{sessions} sessions");
+        assert_eq!(status.failures, 0, "{status:?}");
+        let client = db.client().await;
+        let pos = pg::position(&client, keys.chain_id).await.unwrap().unwrap();
+        assert_eq!(pos.next_seq, head.next_seq);
+        assert_eq!(pos.last_seal_seq, Some(head.next_seq - 1));
+        assert_eq!(
+            pos.last_part_at.map(pg::YearMonth::of),
+            Some(far.next()),
+            "part_at carried forward across batches"
+        );
+        pg_common::assert_exactly_once(&client, keys.chain_id, head.next_seq).await;
+        for month in [far, far.next()] {
+            let rows: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM {}", month.partition_name()),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert!(rows > 0, "{} holds rows", month.partition_name());
+        }
+        let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
+            .await
+            .unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
+        dumps.push(pg_common::dump_entries(&client).await);
+    }
+    assert_eq!(dumps[0].len() as u64, head.next_seq);
+    assert!(dumps[0] == dumps[1], "3 sessions wrote other rows than 1");
+}

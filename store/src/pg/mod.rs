@@ -47,7 +47,8 @@
 //!
 //! # Modules
 //! - [`schema`]: migrations, schema version checks, monthly partitions.
-//! - [`copy_in`]: a batch by binary COPY with its position, in one transaction.
+//! - [`copy_in`]: a batch by binary COPY with its position, in one transaction; batches
+//!   copied in parallel sessions and committed in seq order.
 //! - [`replicator`]: the long-running replicator with retries and lag.
 //! - [`read`]: a chain for verification, the auditor's queries.
 //! - [`retention`]: the retention policy, dry run, partition drops, journal segments.
@@ -63,8 +64,8 @@ pub mod schema;
 pub mod testing;
 
 pub use copy_in::{
-    BatchLimits, CatchUp, Position, catch_up, copy_batch, position, positions, read_batch,
-    replicate_rows,
+    BatchLimits, CatchUp, PlannedBatch, Position, Turn, Turns, catch_up, copy_batch, copy_in_turn,
+    plan_batch, position, positions, read_batch, replicate_rows,
 };
 pub use error::{ChainId, PgError};
 pub use read::{

@@ -9,16 +9,18 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::time::Instant;
 
 use proto::chain::{ChainHead, ChainWriter, EpochKey, SealSigner};
 use proto::model::{
     AuthFactor, ConnectionEvent, Declaration, DeclarationBody, Entry, EventKind, SealKind,
 };
 use store::journal::{Journal, JournalConfig, PendingEntry, StoredEntry, VerifierKeys};
-use store::pg::EntryRow;
+use store::pg::{BatchLimits, EntryRow, ReplicationStatus, Replicator, ReplicatorConfig};
 use time::{Duration, OffsetDateTime};
 
 pub use store::pg::testing::TestDb;
+use tokio::sync::watch;
 use tokio_postgres::Client;
 
 /// A realistic connection event (about 300 bytes canonical), varied by `i`.
@@ -185,4 +187,109 @@ pub async fn assert_exactly_once(client: &Client, chain_id: [u8; 16], next_seq: 
         (n, n, 0, n - 1),
         "rows (count, distinct seqs, min, max) of the chain"
     );
+}
+
+/// Appends events `from..from + n` (by their variation index), all received at `at`.
+pub fn append_at(journal: &Journal, from: u64, n: u64, at: OffsetDateTime) {
+    let batch: Vec<PendingEntry> = (from..from + n)
+        .map(|k| PendingEntry {
+            canonical: proto::canonical::encode(&event(k, at)),
+            received_at: at,
+        })
+        .collect();
+    journal.append(batch).unwrap();
+}
+
+/// Waits (at most 60 s) until the replicator's status satisfies `until`.
+pub async fn wait_for(
+    status: &mut watch::Receiver<ReplicationStatus>,
+    what: &str,
+    until: impl Fn(&ReplicationStatus) -> bool,
+) -> ReplicationStatus {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        {
+            let s = status.borrow_and_update();
+            if until(&s) {
+                return s.clone();
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out waiting for {what}: {:?}",
+            *status.borrow()
+        );
+        let _ = tokio::time::timeout(left, status.changed()).await;
+    }
+}
+
+/// A replicator configuration for tests: `sessions` sessions, batches of `max_rows`,
+/// quick retries and polls.
+pub fn replicator_config(url: &str, sessions: usize, max_rows: usize) -> ReplicatorConfig {
+    let mut config = ReplicatorConfig::new(url);
+    config.sessions = sessions;
+    config.limits = BatchLimits {
+        max_rows,
+        max_bytes: 8 << 20,
+    };
+    config.retry_initial = std::time::Duration::from_millis(20);
+    config.retry_max = std::time::Duration::from_millis(200);
+    config.poll_interval = std::time::Duration::from_millis(10);
+    config
+}
+
+/// Runs `replicator` until PostgreSQL holds the journal up to its head, then stops it;
+/// returns its last status.
+pub async fn replicate_all(replicator: Replicator, journal: &Journal) -> ReplicationStatus {
+    let head = journal.head().next_seq;
+    let mut status = replicator.status();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let running = tokio::spawn(replicator.run(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    let done = wait_for(&mut status, "the journal's head in PostgreSQL", |s| {
+        s.position.is_some_and(|p| p.next_seq == head)
+    })
+    .await;
+    stop_tx.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    done
+}
+
+/// Checks, in one snapshot, that PostgreSQL holds exactly seqs `0..next_seq` of the chain,
+/// where `next_seq` is its position (0 without one): no hole, nothing past the position,
+/// nothing twice. Returns `next_seq`.
+pub async fn assert_contiguous_prefix(client: &Client, chain_id: [u8; 16]) -> u64 {
+    let row = client
+        .query_one(
+            "SELECT coalesce((SELECT next_seq FROM replication_positions WHERE chain_id = $1), 0), \
+             count(*), count(DISTINCT seq), coalesce(max(seq), -1) \
+             FROM entries WHERE chain_id = $1",
+            &[&&chain_id[..]],
+        )
+        .await
+        .unwrap();
+    let (next, count, distinct, max): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        (count, distinct, max),
+        (next, next, next - 1),
+        "rows (count, distinct seqs, max seq) against the position {next}"
+    );
+    u64::try_from(next).unwrap()
+}
+
+/// Every row of `entries`, as text, in chain and seq order.
+pub async fn dump_entries(client: &Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT e::text FROM entries e ORDER BY chain_id, seq, tenant",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
