@@ -236,6 +236,8 @@ async fn process(
     let mut entries = Vec::new();
     let mut claimed = Vec::new();
     let mut in_batch = HashSet::new();
+    let accepted_total = ctx.metrics.accepted.with_label_values(&[LISTENER, source]);
+    let unmapped_total = ctx.metrics.unmapped.with_label_values(&[source]);
     for raw in batch.events {
         let text = raw.get();
         let (id, outcome) = match serde_json::from_str::<JsonEvent>(text) {
@@ -288,12 +290,9 @@ async fn process(
                         received_at,
                     ) {
                         Ok(accepted) => {
-                            ctx.metrics
-                                .accepted
-                                .with_label_values(&[LISTENER, source])
-                                .inc();
+                            accepted_total.inc();
                             if accepted.unmapped {
-                                ctx.metrics.unmapped.with_label_values(&[source]).inc();
+                                unmapped_total.inc();
                             }
                             entries.push(accepted.entry);
                             claimed.push(item.id.clone());

@@ -200,27 +200,29 @@ pub fn accept(
     build(raw, input, claims, source, received_at)
 }
 
-/// One event of a JSON batch (see `deploy/collector-openapi.yaml`).
+/// One event of a JSON batch (see `deploy/collector-openapi.yaml`), borrowed from the
+/// batch's text where it has no escapes.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JsonEvent {
+pub struct JsonEvent<'a> {
     /// The client's identifier of the event, for idempotent retries.
     pub id: String,
     /// The tenant the event is for (default: the source's default tenant).
-    #[serde(default)]
-    pub tenant: Option<String>,
+    #[serde(default, borrow)]
+    pub tenant: Option<Cow<'a, str>>,
     /// The source the client claims to be; refused unless it is the certificate's.
-    #[serde(default)]
-    pub source: Option<String>,
+    #[serde(default, borrow)]
+    pub source: Option<Cow<'a, str>>,
     /// The event as a text line (a syslog message, or a bare log line with `app_name`).
-    #[serde(default)]
-    pub message: Option<String>,
-    /// The event as a JSON document (e.g. a Teleport audit event).
-    #[serde(default)]
-    pub event: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    pub message: Option<Cow<'a, str>>,
+    /// The event as a JSON document (e.g. a Teleport audit event), as sent: the profiles
+    /// read the members they need from the text.
+    #[serde(default, borrow)]
+    pub event: Option<&'a serde_json::value::RawValue>,
     /// The program that logged it, for profiles that match on it (e.g. `sshd`).
-    #[serde(default)]
-    pub app_name: Option<String>,
+    #[serde(default, borrow)]
+    pub app_name: Option<Cow<'a, str>>,
 }
 
 /// Turns one JSON event into an entry; `raw` is the event's JSON text as sent, kept as
@@ -231,7 +233,7 @@ pub struct JsonEvent {
 /// neither or both of `message` and `event`.
 pub fn accept_json(
     raw: &[u8],
-    item: &JsonEvent,
+    item: &JsonEvent<'_>,
     source: &Source,
     zone: &TimeZone,
     received_at: OffsetDateTime,
@@ -266,11 +268,9 @@ pub fn accept_json(
             }
         }
         (None, Some(event)) => {
-            let text = event.to_string();
             let input = Input {
                 app_name: item.app_name.as_deref(),
-                msg: &text,
-                json: Some(event),
+                msg: event.get(),
                 ..Input::default()
             };
             build(raw, Some(input), claims, source, received_at)
