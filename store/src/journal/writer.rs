@@ -402,8 +402,8 @@ impl Writer {
     /// Every appender waits while this runs, so it does only what the next records need:
     /// the full segment's data fsynced, the next segment's header durable under its name.
     /// The index is written without fsync (checked when read, rebuilt when a crash tore
-    /// or lost it: an fsync here cost tens of ms behind the spare's zeroing), and the
-    /// full segment's pages are dropped by the thread that zeroes the next spare.
+    /// or lost it: an fsync here cost tens of ms behind the spare's preparation), and the
+    /// full segment's pages are dropped by the thread that allocates the next spare.
     fn roll(&mut self) -> Result<(), JournalError> {
         let started = Instant::now();
         self.flush()?;
@@ -418,7 +418,9 @@ impl Writer {
         let file = match self.spare.take().map(JoinHandle::join) {
             Some(Ok(Ok(file))) => file,
             Some(Ok(Err(e))) => return Err(e),
-            Some(Err(_)) | None => files::create_zeroed(&spare_path, self.settings.segment_bytes)?,
+            Some(Err(_)) | None => {
+                files::create_preallocated(&spare_path, self.settings.segment_bytes)?
+            }
         };
         let spare_wait = waiting.elapsed();
         let header = SegmentHeader {
@@ -452,9 +454,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts zeroing the next segment in the background, after dropping the pages of the
-    /// segment just closed (`full`): it is durable and rarely read again, and the spare
-    /// then reuses its pages instead of growing the page cache.
+    /// Starts allocating the next segment in the background, after dropping the pages of
+    /// the segment just closed (`full`): it is durable and rarely read again.
     fn start_spare(&mut self, full: Option<File>) {
         let path = self.settings.dir.join(SPARE_FILE);
         let size = self.settings.segment_bytes;
@@ -467,9 +468,9 @@ impl Writer {
                 {
                     tracing::debug!(error = %e, "fadvise of the closed segment failed");
                 }
-                files::create_zeroed(&path, size)
+                files::create_preallocated(&path, size)
             });
-        // If no thread can be started, the roll zeroes the segment itself.
+        // If no thread can be started, the roll allocates the segment itself.
         self.spare = spawned.ok();
     }
 
