@@ -24,6 +24,10 @@
 #                             has --postgres-url and PostgreSQL answers at VIGIE_BENCH_PG
 #                             (default host=127.0.0.1 port=5432 user=postgres; a throwaway
 #                             database is created and dropped); otherwise skipped, with why
+#   8. collector  RELP/TLS    open loop at REPL_RATE msg/s (default: 80% of run 7's end-to-end
+#                             replication rate) for REPL_SECS (default 30) with replication
+#                             on, the lag sampled every second: the ingest rate replication
+#                             keeps up with on this machine (same conditions as run 7)
 #
 # Syslog over TCP/TLS has no acks: events/s is COUNT over the time from the first
 # connection to the moment the daemon had taken the last message (rsyslog: its output
@@ -40,6 +44,7 @@ COUNT=${COUNT:-2000000}
 CONNS=${CONNS:-4}
 SUSTAIN_SECS=${SUSTAIN_SECS:-60}
 RUN_SECS=${RUN_SECS:-40}         # time bound of each throughput run
+REPL_SECS=${REPL_SECS:-30}       # length of the replication keeping-up run (8)
 KEEP=${KEEP:-0}
 SOURCE=loadgen.localdomain
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vigie-compare.XXXXXX")
@@ -358,9 +363,43 @@ else
     drop_db() { psql "$PG_SERVER dbname=postgres" -Atqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true; }
     export VIGIE_POSTGRES_URL="$PG_SERVER dbname=$PG_DB"
     run collector-relp-pg collector relp-tls relp --count "$COUNT" --duration "$RUN_SECS" --window 1024 || { drop_db; exit 2; }
-    unset VIGIE_POSTGRES_URL
     drop_db
     pg_note="RELP/TLS closed loop with replication on (row collector-relp-pg): $(cat "$WORK/collector-relp-pg.replication")"
+
+    # 8. Open loop at a rate replication should sustain, lag sampled every second.
+    repl_e2e=$(awk '{for (i = 1; i < NF; i++) if ($(i + 1) == "events/s") r = $i} END {printf "%.0f", r}' "$WORK/collector-relp-pg.replication")
+    REPL_RATE=${REPL_RATE:-$(awk -v r="$repl_e2e" 'BEGIN {printf "%.0f", (r > 0 ? r * 0.8 : 1000)}')}
+    psql "$PG_SERVER dbname=postgres" -Atqc "CREATE DATABASE $PG_DB" >/dev/null
+    start_collector replication-sustained
+    (
+        while kill -0 "$C_PID" 2>/dev/null; do
+            echo "$(date +%s.%N) $(metric_sum vigie_replication_lag_entries) $(metric_sum vigie_events_accepted_total)"
+            sleep 1
+        done
+    ) >"$WORK/replication-lag.txt" 2>/dev/null &
+    SAMPLER=$!
+    PIDS+=("$SAMPLER")
+    log "run replication-sustained: collector, relp-tls, $REPL_RATE msg/s for $REPL_SECS s, replication on"
+    t0=$(now)
+    "$LOADGEN" --protocol relp-tls --target "127.0.0.1:$C_RELP" "${TLS_ARGS[@]}" "${LG_COMMON[@]}" \
+        --rate "$REPL_RATE" --duration "$REPL_SECS" --window 1024 \
+        --json "$WORK/replication-sustained.json" >"$WORK/replication-sustained.txt" 2>"$WORK/replication-sustained.err" || true
+    t_end=$(now)
+    wait_replicated "$(metric_sum vigie_events_accepted_total)" "$t0" replication-drain
+    t_drained=$(now)
+    stop "$C_PID"
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+    unset VIGIE_POSTGRES_URL
+    drop_db
+    repl_note=$(awk -v rate="$REPL_RATE" -v secs="$REPL_SECS" -v t_end="$t_end" -v t_drained="$t_drained" \
+        -v acked="$(jq -r .acked "$WORK/replication-sustained.json")" -v sent="$(jq -r .sent "$WORK/replication-sustained.json")" '
+        NF == 3 { n++; lag[n] = $2; if ($2 > max) max = $2; if ($1 <= t_end) last = $2 }
+        END {
+            half = int(n / 2); if (half < 1) half = 1
+            printf "%d msg/s for %d s (%d sent, %d acked): lag max %d entries, %d when the load stopped (%.2f s of ingest), drained %.1f s later; lag at mid-run %d",
+                rate, secs, sent, acked, max, last, (rate > 0 ? last / rate : 0), t_drained - t_end, lag[half]
+        }' "$WORK/replication-lag.txt")
 fi
 
 # --- the table -------------------------------------------------------------------------------
@@ -404,6 +443,7 @@ awk 'NF == 2 {t[NR] = $1; r[NR] = $2; n = NR}
     }' "$WORK/sustained-rss.txt"
 echo
 echo "PostgreSQL replication run: $pg_note"
+[[ -n ${repl_note:-} ]] && echo "replication keeping up (open loop, replication on): $repl_note"
 echo
 echo "targets:"
 awk -F'\t' '$1 == "collector-tls" {c = $3} $1 == "rsyslog-tcp" {r = $3}
@@ -421,3 +461,9 @@ awk 'NF == 2 {r[++n] = $2}
         if (g <= 8192 && g <= r[3] / 10) printf "  PASS no RSS growth over the sustained run (%+.1f MiB from 10 s to the end)\n", g / 1024
         else printf "  FAIL RSS grew by %.1f MiB from 10 s to the end of the sustained run\n", g / 1024
     }' "$WORK/sustained-rss.txt"
+if [[ -n ${repl_e2e:-} ]]; then
+    awk -v e2e="$repl_e2e" -v sustained="$rate" -v repl="$REPL_RATE" -v note="${repl_note:-}" 'BEGIN {
+        verdict = (e2e >= sustained ? "PASS" : "FAIL")
+        printf "  %s replication at the sustained rate: %.0f events/s end to end vs %.0f msg/s sustained (run 8 at %.0f msg/s: see above)\n", verdict, e2e, sustained, repl
+    }'
+fi
