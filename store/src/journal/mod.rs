@@ -34,8 +34,7 @@
 //!   00000000000000183412.seg       the open segment (no .idx yet)
 //!   spare.seg.tmp                  the next segment, being allocated in the background
 //!
-//! segment  (pre-allocated: segment_bytes reserved with fallocate, read as zeroes, fsynced
-//!           before use)
+//! segment  (pre-allocated: segment_bytes of zeroes, written and fsynced before use)
 //!   0   magic "VIGIEJNL" | version u16 | chain_id [16] | first_seq u64 | crc32c u32
 //!   38  zero padding
 //!   64  record | record | … | 0u32 (end of data: the zeroes of the pre-allocation)
@@ -47,14 +46,15 @@
 //!   entry              canonical bytes; byte 1 is the entry tag (3 = seal)
 //! ```
 //!
-//! Writing into a pre-allocated file never grows it: the blocks are reserved by
-//! `fallocate` and the file's size is durable before the first record. Written blocks are
-//! marked written by the `fdatasync` that covers them (a small journal commit of the
-//! filesystem when a batch reaches new blocks). Writing zeroes into the whole segment
-//! ahead instead made every `fdatasync` data-only, but cost a second copy of every
-//! journaled byte into the page cache: about 12% of the collector's CPU at full rate
-//! (`perf`), for about 17% more entries/s only in 64-entry batches of a single caller
-//! (`cargo bench --bench journal`, README). The writer rolls to a new
+//! Writing into a pre-zeroed file changes no metadata, so `fdatasync` flushes data only
+//! (about twice the throughput of appending to a growing file). The zeroes are written
+//! around the page cache (`O_DIRECT`, after `fallocate`), and the writer writes whole
+//! pages only (its last page again, with the new records, up to the page's end), so the
+//! kernel never reads a page back to complete a write. Zeroing through the page cache
+//! copied every journaled byte into it a second time: about 12% of the collector's CPU at
+//! full rate (`perf`); `fallocate` alone left the blocks unwritten, and each `fdatasync`
+//! reaching new blocks then committed the filesystem's journal (64-entry batches −20%,
+//! README). The writer rolls to a new
 //! segment when the next record does not fit: it closes the full one (data fsynced, index
 //! written beside it without fsync), writes and fsyncs the header of the spare, renames it
 //! to `{first_seq:020}.seg` and fsyncs the directory, then starts a thread that drops the
@@ -456,7 +456,7 @@ impl Journal {
             recovered.sealed,
             shared.clone(),
             lock,
-        );
+        )?;
         let (tx, rx) = sync_channel(config.queue_depth);
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())

@@ -112,7 +112,10 @@ pub(crate) struct Writer {
     chain: ChainWriter,
     seed: Zeroizing<[u8; 32]>,
     seg: OpenSegment,
+    /// The segment's bytes from `buf_at` (a page boundary): those of its last written
+    /// page up to `seg.end`, then the records not yet written.
     buf: Vec<u8>,
+    buf_at: u64,
     /// Written but not yet fsynced.
     unsynced: bool,
     /// Records and bytes since the last fsync, for the commit observer.
@@ -152,14 +155,16 @@ impl Writer {
         sealed: bool,
         shared: Arc<Shared>,
         lock: File,
-    ) -> Self {
+    ) -> Result<Self, JournalError> {
         let next_seal = settings.seal_interval.map(|i| Instant::now() + i);
+        let (buf_at, buf) = written_tail(&seg)?;
         let mut writer = Writer {
             settings,
             chain,
             seed,
             seg,
-            buf: Vec::new(),
+            buf,
+            buf_at,
             unsynced: false,
             batch_entries: 0,
             batch_bytes: 0,
@@ -173,7 +178,7 @@ impl Writer {
             syncs: 0,
         };
         writer.start_spare(None);
-        writer
+        Ok(writer)
     }
 
     /// The thread's body: runs until closed, poisoned and drained, or every handle is gone.
@@ -328,7 +333,7 @@ impl Writer {
     }
 
     fn push_record(&mut self, link: &Link, nanos: i64, entry: &[u8]) {
-        let offset = self.seg.end + self.buf.len() as u64;
+        let offset = self.buf_at + self.buf.len() as u64;
         let before = self.buf.len();
         format::encode_record(&mut self.buf, link, nanos, entry);
         let bytes = (self.buf.len() - before) as u64;
@@ -339,7 +344,7 @@ impl Writer {
 
     /// Makes room for a record of `bytes`, rolling to a new segment if needed.
     fn reserve(&mut self, bytes: u64) -> Result<(), JournalError> {
-        if self.seg.end + self.buf.len() as u64 + bytes <= self.seg.capacity {
+        if self.buf_at + self.buf.len() as u64 + bytes <= self.seg.capacity {
             return Ok(());
         }
         self.roll()?;
@@ -352,15 +357,29 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the buffer at the end of the segment and fsyncs.
+    /// Writes the records not yet written and fsyncs.
+    ///
+    /// The write starts at the last written page's boundary and ends at a page boundary
+    /// (padded with the zeroes the file holds there): whole pages only, so the kernel never
+    /// reads a page back from disk to complete it, the segment's zeroes having been written
+    /// around the page cache (see [`files::create_preallocated`]).
     fn flush(&mut self) -> Result<(), JournalError> {
-        if !self.buf.is_empty() {
-            self.seg
-                .file
-                .write_all_at(&self.buf, self.seg.end)
-                .map_err(|e| io("write", &self.seg.path)(e))?;
-            self.seg.end += self.buf.len() as u64;
-            self.buf.clear();
+        let written = usize::try_from(self.seg.end - self.buf_at).unwrap_or(usize::MAX);
+        if self.buf.len() > written {
+            let end = self.buf_at + self.buf.len() as u64;
+            let data = self.buf.len();
+            let page_end = end.next_multiple_of(PAGE).min(self.seg.capacity);
+            self.buf
+                .resize(usize::try_from(page_end - self.buf_at).unwrap_or(data), 0);
+            let wrote = self.seg.file.write_all_at(&self.buf, self.buf_at);
+            self.buf.truncate(data);
+            wrote.map_err(|e| io("write", &self.seg.path)(e))?;
+            self.seg.end = end;
+            // Keep the last page, partly written, for the next write.
+            let last_page = end - end % PAGE;
+            self.buf
+                .drain(..usize::try_from(last_page - self.buf_at).unwrap_or(0));
+            self.buf_at = last_page;
             self.unsynced = true;
         }
         if self.unsynced {
@@ -434,6 +453,9 @@ impl Writer {
         std::fs::rename(&spare_path, &path).map_err(io("rename", &spare_path))?;
         files::sync_dir(&dir)?;
         let capacity = file.metadata().map_err(io("stat", &path))?.len();
+        self.buf.clear();
+        self.buf.extend_from_slice(&header.encode());
+        self.buf_at = 0;
         tracing::debug!(
             segment = %path.display(),
             roll_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -509,4 +531,21 @@ impl Writer {
 enum Outcome {
     Links(Vec<Link>),
     Link(Link),
+}
+
+/// Bytes per page: the writer writes whole pages.
+const PAGE: u64 = 4096;
+
+/// The written bytes of the open segment's last page: where the writer's buffer starts.
+fn written_tail(seg: &OpenSegment) -> Result<(u64, Vec<u8>), JournalError> {
+    let at = seg.end - seg.end % PAGE;
+    let mut tail = vec![0u8; usize::try_from(seg.end - at).unwrap_or(0)];
+    let n = files::read_at_most(&seg.file, &mut tail, at).map_err(io("read", &seg.path))?;
+    if n != tail.len() {
+        return Err(io("read", &seg.path)(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("segment ends at {} before its last record", at + n as u64),
+        )));
+    }
+    Ok((at, tail))
 }
