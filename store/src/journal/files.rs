@@ -188,14 +188,20 @@ fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalErro
             .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
             .open(path)
     });
-    match opened {
-        Some(Ok(direct)) => zero_fill_direct(&direct, path, size)?,
-        Some(Err(e)) if e.raw_os_error() != Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-            return Err(io("open for direct writes", path)(e));
-        }
-        // Refused (EINVAL: no O_DIRECT on this filesystem) or not asked for.
-        Some(Err(_)) | None => zero_fill(&file, path, 0, size)?,
-    }
+    let einval =
+        |e: &std::io::Error| e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error());
+    // EINVAL: no O_DIRECT on this filesystem, or blocks larger than the alignment used;
+    // the zeroes (or what is left of them) then go through the page cache.
+    let direct_end = match opened {
+        Some(Ok(direct)) => match zero_fill_direct(&direct, size) {
+            Ok(end) => end,
+            Err(e) if einval(&e) => 0,
+            Err(e) => return Err(io("write zeroes to", path)(e)),
+        },
+        Some(Err(e)) if !einval(&e) => return Err(io("open for direct writes", path)(e)),
+        Some(Err(_)) | None => 0,
+    };
+    zero_fill(&file, path, direct_end, size)?;
     file.sync_all().map_err(io("fsync", path))?;
     Ok(file)
 }
@@ -203,8 +209,10 @@ fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalErro
 /// Alignment of direct writes (a multiple of every device's logical block size).
 const DIRECT_ALIGN: usize = 4096;
 
-/// Writes zeroes over `[0, size)` of `direct`, opened with `O_DIRECT`, then fdatasyncs.
-fn zero_fill_direct(direct: &File, path: &Path, size: u64) -> Result<(), JournalError> {
+/// Writes zeroes over `[0, size)` of `direct`, opened with `O_DIRECT`, as far as whole
+/// aligned blocks go, then fdatasyncs; returns where it stopped (the rest is a tail of
+/// less than a block).
+fn zero_fill_direct(direct: &File, size: u64) -> std::io::Result<u64> {
     // An aligned chunk of zeroes inside a slightly larger buffer.
     let room = vec![0u8; ZERO_CHUNK + DIRECT_ALIGN];
     let skip = room.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
@@ -212,25 +220,15 @@ fn zero_fill_direct(direct: &File, path: &Path, size: u64) -> Result<(), Journal
     let mut at = 0;
     while at < size {
         let left = usize::try_from(size - at).unwrap_or(ZERO_CHUNK);
-        // A tail that is not a whole number of blocks goes through the page cache.
         let n = left.min(ZERO_CHUNK) / DIRECT_ALIGN * DIRECT_ALIGN;
         if n == 0 {
             break;
         }
-        direct
-            .write_all_at(&zeros[..n], at)
-            .map_err(io("write zeroes to", path))?;
+        direct.write_all_at(&zeros[..n], at)?;
         at += n as u64;
     }
-    direct.sync_data().map_err(io("fdatasync", path))?;
-    if at < size {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io("open", path))?;
-        zero_fill(&file, path, at, size)?;
-    }
-    Ok(())
+    direct.sync_data()?;
+    Ok(at)
 }
 
 /// Reads from `offset` until `buf` is full or the file ends; returns the bytes read.
