@@ -7,12 +7,16 @@
 #   COUNT=500000 SUSTAIN_SECS=60 CONNS=4 benches/compare.sh
 #   KEEP=1 benches/compare.sh             # keep the work directory (configs, logs, JSON)
 #
-# Needs: rsyslog (Debian package; only /usr/sbin/rsyslogd and its imptcp/omfile modules
+# Needs: rsyslog with rsyslog-gnutls and rsyslog-relp (Debian packages; /usr/sbin/rsyslogd and
+# its imptcp, imtcp + gtls, imrelp and omfile modules
 # are used), curl, jq, awk. Everything listens on 127.0.0.1 on free ports, in its own
 # work directory with its own config and pid file; the system's rsyslog is not touched.
 #
 # Runs (each daemon started fresh, so its peak RSS is the run's):
-#   1. rsyslog    syslog/TCP  (octet-counted, COUNT messages, closed loop)
+#   1. rsyslog    syslog/TCP  (octet-counted, COUNT messages, closed loop): imptcp, its
+#                             fastest path; then over TLS (imtcp, gtls) and RELP over TLS
+#                             (imrelp, window 1024), the collector's transports, for
+#                             the same-transport ratios
 #   2. collector  syslog/TCP  (same generator, same transport)
 #   3. collector  syslog/TLS  (mutual TLS, the transport bastions use)
 #   4. collector  RELP/TLS    (window 1024, closed loop: max acknowledged rate)
@@ -117,16 +121,31 @@ PKI=$WORK/pki-home/dev-pki
 TLS_ARGS=(--ca "$PKI/ca.pem" --cert "$PKI/source.pem" --key "$PKI/source.key")
 
 # --- rsyslog ---------------------------------------------------------------------------
+# start_rsyslog MODE: tcp (imptcp, its fastest path), tls (imtcp with the gtls driver,
+# client certificates checked against the development CA) or relp (imrelp over TLS, the
+# same checks; it acknowledges a message once queued in memory, not on disk).
 start_rsyslog() {
-    local dir=$WORK/rsyslog
+    local mode=$1 dir=$WORK/rsyslog input
     rm -rf "$dir"
     mkdir -p "$dir/work"
     RS_PORT=$(free_port)
     RS_OUT=$dir/out.log
+    case $mode in
+    tcp) input="module(load=\"imptcp\")
+input(type=\"imptcp\" address=\"127.0.0.1\" port=\"$RS_PORT\" ruleset=\"bench\")" ;;
+    tls) input="global(DefaultNetstreamDriver=\"gtls\" DefaultNetstreamDriverCAFile=\"$PKI/ca.pem\"
+       DefaultNetstreamDriverCertFile=\"$PKI/server.pem\" DefaultNetstreamDriverKeyFile=\"$PKI/server.key\")
+module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"x509/certvalid\")
+input(type=\"imtcp\" address=\"127.0.0.1\" port=\"$RS_PORT\" ruleset=\"bench\")" ;;
+    relp) input="module(load=\"imrelp\")
+input(type=\"imrelp\" address=\"127.0.0.1\" port=\"$RS_PORT\" ruleset=\"bench\" maxDataSize=\"65536\"
+      tls=\"on\" tls.caCert=\"$PKI/ca.pem\" tls.myCert=\"$PKI/server.pem\"
+      tls.myPrivKey=\"$PKI/server.key\" tls.authMode=\"certvalid\")" ;;
+    *) die "unknown rsyslog mode $mode" ;;
+    esac
     cat >"$dir/rsyslog.conf" <<EOF
 global(workDirectory="$dir/work" maxMessageSize="64k")
-module(load="imptcp")
-input(type="imptcp" address="127.0.0.1" port="$RS_PORT" ruleset="bench")
+$input
 ruleset(name="bench") {
   action(type="omfile" file="$RS_OUT")
 }
@@ -259,7 +278,13 @@ run() {
     local name=$1 daemon=$2 proto=$3 port=$4
     shift 4
     local pid t0 t1 c0 c1 json=$WORK/$name.json delivered lost
-    if [[ $daemon == rsyslog ]]; then start_rsyslog; pid=$RS_PID; else start_collector "$name"; pid=$C_PID; fi
+    if [[ $daemon == rsyslog ]]; then
+        case $proto in syslog-tcp) start_rsyslog tcp ;; syslog-tls) start_rsyslog tls ;; *) start_rsyslog relp ;; esac
+        pid=$RS_PID
+    else
+        start_collector "$name"
+        pid=$C_PID
+    fi
     [[ $port == rsyslog ]] && port=$RS_PORT
     [[ $port == tcp ]] && port=$C_TCP
     [[ $port == tls ]] && port=$C_TLS
@@ -316,6 +341,8 @@ run() {
 
 : >"$WORK/rows.tsv"
 run rsyslog-tcp rsyslog syslog-tcp rsyslog --count "$COUNT" --duration "$RUN_SECS"
+run rsyslog-tls rsyslog syslog-tls rsyslog --count "$COUNT" --duration "$RUN_SECS"
+run rsyslog-relp rsyslog relp-tls rsyslog --count "$COUNT" --duration "$RUN_SECS" --window 1024
 run collector-tcp collector syslog-tcp tcp --count "$COUNT" --duration "$RUN_SECS"
 run collector-tls collector syslog-tls tls --count "$COUNT" --duration "$RUN_SECS"
 run collector-relp collector relp-tls relp --count "$COUNT" --duration "$RUN_SECS" --window 1024
@@ -406,7 +433,7 @@ fi
 echo
 echo "== vigie collector vs rsyslog, loopback, $(nproc) CPUs (shared: expect 15-30% noise), $(date -u +%FT%TZ)"
 echo "   messages: $(jq -r '"\(.message_bytes.min)-\(.message_bytes.max) bytes (mean \(.message_bytes.mean | floor))"' "$WORK/rsyslog-tcp.json"), $CONNS connections, seed 42"
-echo "   rsyslog $("$RSYSLOGD" -v | head -1 | awk '{print $2}'): imptcp -> omfile (no fsync, no acks)."
+echo "   rsyslog $("$RSYSLOGD" -v | head -1 | awk '{print $2}'): imptcp / imtcp+gtls / imrelp+TLS -> omfile (no fsync; RELP acked once queued in memory)."
 echo "   collector: every event parsed, mapped, HMAC-chained and fsync'ed (group commit) before its ack."
 echo
 printf '%-17s %8s %9s %7s %6s %10s %8s %7s %7s %7s %8s %5s\n' \
@@ -423,6 +450,8 @@ awk -F'\t' '
         printf "ratio collector/rsyslog (same run), CPU s per million events:  tcp %.2f  tls %.2f  relp %.2f  https %.2f\n",
             cpu["collector-tcp"] / cpu["rsyslog-tcp"], cpu["collector-tls"] / cpu["rsyslog-tcp"],
             cpu["collector-relp"] / cpu["rsyslog-tcp"], cpu["collector-https"] / cpu["rsyslog-tcp"]
+        printf "same transport (collector durable and chained; rsyslog no fsync, RELP acked in memory), events/s:  tls %.2f  relp %.2f\n",
+            rate["collector-tls"] / rate["rsyslog-tls"], rate["collector-relp"] / rate["rsyslog-relp"]
     }' "$WORK/rows.tsv"
 echo
 S=$WORK/sustained.json

@@ -56,6 +56,10 @@ pub async fn run(ctx: &ConnCtx, mut stream: Box<dyn Io>, c: &mut Counters, write
         match tokio::time::timeout_at(ctx.plan.answer_until.into(), stream.read(&mut sink)).await {
             Ok(Ok(0)) => return,
             Ok(Ok(_)) => {}
+            // The server closed the TCP connection without a TLS close_notify (rsyslog's
+            // gtls driver does): the same answer as a clean close, since syslog has no
+            // acknowledgements and nothing is left to read.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
             Ok(Err(e)) => {
                 c.error(format!("connection {}: after close: {e}", ctx.id));
                 return;
