@@ -3,7 +3,7 @@
 # collector (durable acks, HMAC chain, fsync group commit), driven by the same load
 # generator (benches/loadgen) with the same messages, in one run on one machine.
 #
-#   benches/compare.sh                    # ~2.5 minutes after the build (12:21-12:23 on 2026-11-24)
+#   benches/compare.sh                    # ~3 minutes after the build (13:03-13:06 on 2026-11-24)
 #   COUNT=500000 SUSTAIN_SECS=60 CONNS=4 benches/compare.sh
 #   KEEP=1 benches/compare.sh             # keep the work directory (configs, logs, JSON)
 #
