@@ -140,6 +140,26 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     reply(status, serde_json::json!({ "error": message }).to_string())
 }
 
+/// A body refused by its announced length is still read, up to this many times
+/// `max_body_bytes`, before the answer (see [`discard_body`]).
+const DISCARD_FACTOR: u64 = 4;
+
+/// Reads and drops what the client sends of a refused body, at most `cap` bytes and within
+/// `timeout`: a connection closed with bytes unread is answered by the kernel with a reset,
+/// which can destroy the 413 on its way to a client still sending.
+async fn discard_body(mut body: Incoming, cap: u64, timeout: Duration) {
+    let drain = async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > cap {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+}
+
 async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> {
     if req.uri().path() != "/v1/events" {
         return error(StatusCode::NOT_FOUND, "no such resource: POST /v1/events");
@@ -170,15 +190,16 @@ async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> 
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let body_timeout = Duration::from_millis(ctx.config.body_timeout_ms);
     if announced.is_some_and(|n| n > max as u64) {
         ctx.metrics.reject(LISTENER, source, "body_too_large");
         tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, ?announced, max, "request refused: body too large");
+        discard_body(req.into_body(), DISCARD_FACTOR * max as u64, body_timeout).await;
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body over max_body_bytes ({max})"),
         );
     }
-    let body_timeout = Duration::from_millis(ctx.config.body_timeout_ms);
     let body = match tokio::time::timeout(
         body_timeout,
         Limited::new(req.into_body(), max).collect(),
