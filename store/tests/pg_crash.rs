@@ -89,11 +89,7 @@ async fn connection_dropped_between_copy_and_commit() {
 
     let done = pg::catch_up(&mut client, &reader, limits).await.unwrap();
     assert_eq!(done.position.next_seq, head.next_seq);
-    pg_common::assert_exactly_once(&client, keys.chain_id, head.next_seq).await;
-    let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{:?}", report.problems);
+    pg_common::assert_replicated_intact(&client, &keys, head.next_seq).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,11 +144,7 @@ async fn replication_future_aborted_at_any_point() {
     }
     let done = pg::catch_up(&mut client, &reader, limits).await.unwrap();
     assert_eq!(done.position.next_seq, head.next_seq);
-    pg_common::assert_exactly_once(&client, keys.chain_id, head.next_seq).await;
-    let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{:?}", report.problems);
+    pg_common::assert_replicated_intact(&client, &keys, head.next_seq).await;
 }
 
 /// The child's body: replicates the journal named in the environment until it is done
@@ -249,11 +241,7 @@ async fn replicator_process_killed_with_sigkill_then_restarted() {
         .await
         .unwrap();
     assert_eq!(done.position.next_seq, head.next_seq);
-    pg_common::assert_exactly_once(&client, keys.chain_id, head.next_seq).await;
-    let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{:?}", report.problems);
+    pg_common::assert_replicated_intact(&client, &keys, head.next_seq).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,11 +301,7 @@ async fn a_worker_session_killed_mid_copy_leaves_a_contiguous_prefix() {
     );
     stop_tx.send(true).unwrap();
     running.await.unwrap().unwrap();
-    pg_common::assert_exactly_once(&client, keys.chain_id, head.next_seq).await;
-    let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{:?}", report.problems);
+    pg_common::assert_replicated_intact(&client, &keys, head.next_seq).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,7 +352,11 @@ async fn batches_in_turn_commit_in_order_and_refuse_a_moved_position() {
         "{err}"
     );
     assert!(err.is_transient());
-    assert_eq!(count(&client).await, 100, "nothing of the batch committed");
+    assert_eq!(
+        pg_common::count_entries(&client).await,
+        100,
+        "nothing of the batch committed"
+    );
     client
         .execute("UPDATE replication_positions SET next_seq = 100", &[])
         .await
@@ -395,7 +383,7 @@ async fn batches_in_turn_commit_in_order_and_refuse_a_moved_position() {
         ),
         "{err}"
     );
-    assert_eq!(count(&client).await, 100);
+    assert_eq!(pg_common::count_entries(&client).await, 100);
 
     // The second batch, started first, waits for the first before committing.
     let mut turns = pg::Turns::default();
@@ -411,18 +399,10 @@ async fn batches_in_turn_commit_in_order_and_refuse_a_moved_position() {
         !second.is_finished(),
         "the second batch waits for the first"
     );
-    assert_eq!(count(&client).await, 100);
+    assert_eq!(pg_common::count_entries(&client).await, 100);
     let first = pg::copy_in_turn(&mut other, &b1, t1).await.unwrap();
     assert_eq!(first.next_seq, 200);
     assert_eq!(second.await.unwrap().unwrap().next_seq, 300);
-    assert_eq!(count(&client).await, 300);
+    assert_eq!(pg_common::count_entries(&client).await, 300);
     pg_common::assert_exactly_once(&client, keys.chain_id, 300).await;
-}
-
-async fn count(client: &tokio_postgres::Client) -> i64 {
-    client
-        .query_one("SELECT count(*) FROM entries", &[])
-        .await
-        .unwrap()
-        .get(0)
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use pg_common::{TestDb, wait_for};
 use store::journal::Journal;
-use store::pg::{self, BatchLimits, Replicator, ReplicatorConfig};
+use store::pg::{BatchLimits, Replicator, ReplicatorConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -127,11 +127,7 @@ async fn postgresql_down_then_back_loses_nothing() {
     running.await.unwrap().unwrap();
 
     let client = db.client().await;
-    pg_common::assert_exactly_once(&client, keys.chain_id, journal_next).await;
-    let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{:?}", report.problems);
+    let report = pg_common::assert_replicated_intact(&client, &keys, journal_next).await;
     assert_eq!(report.unsealed_tail, None);
 }
 

@@ -48,11 +48,7 @@ async fn a_large_journal_replicates_and_verifies_from_postgresql() {
         .unwrap();
     assert_eq!(again.rows, 0);
 
-    pg_common::assert_exactly_once(&client, keys.chain_id, head.next_seq).await;
-    let report = pg::verify_chain(&client, keys.chain_id, keys.verify_keys())
-        .await
-        .unwrap();
-    assert!(report.is_intact(), "{:?}", report.problems);
+    let report = pg_common::assert_replicated_intact(&client, &keys, head.next_seq).await;
     assert_eq!(report.records, head.next_seq);
     assert!(report.macs_checked && report.signatures_checked);
     assert_eq!(report.unsealed_tail, None);

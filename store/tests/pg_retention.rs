@@ -9,14 +9,6 @@ use proto::model::SealKind;
 use store::pg::{self, RetentionPolicy, YearMonth};
 use time::{Duration, OffsetDateTime};
 
-async fn count(client: &tokio_postgres::Client) -> i64 {
-    client
-        .query_one("SELECT count(*) FROM entries", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_cut_then_verify() {
     let db = TestDb::new().await;
@@ -51,7 +43,7 @@ async fn retention_cut_then_verify() {
         pg::replicate_rows(&mut client, rows).await.unwrap();
         month = month.next();
     }
-    let before = count(&client).await;
+    let before = pg_common::count_entries(&client).await;
     assert_eq!(before, 25 * 51);
 
     // Below the charter: refused, with the reason.
@@ -73,14 +65,18 @@ async fn retention_cut_then_verify() {
     assert_eq!(cut.sealed_by, None);
     assert_eq!(cut.blocked, None);
     assert!(!plan.ready());
-    assert_eq!(count(&client).await, before, "a dry run changes nothing");
+    assert_eq!(
+        pg_common::count_entries(&client).await,
+        before,
+        "a dry run changes nothing"
+    );
 
     // Without the seal, apply drops nothing.
     let waited = pg::retention::apply(&mut client, policy, now)
         .await
         .unwrap();
     assert!(waited.dropped.is_empty());
-    assert_eq!(count(&client).await, before);
+    assert_eq!(pg_common::count_entries(&client).await, before);
 
     // The chain's writer writes the retention seal; it is replicated; then the drop.
     let seal = chain.seal(cut.seal_kind(), now);
@@ -98,7 +94,7 @@ async fn retention_cut_then_verify() {
         .await
         .unwrap();
     assert_eq!(applied.dropped, plan.expired);
-    assert_eq!(count(&client).await, before + 3 - 6 * 51);
+    assert_eq!(pg_common::count_entries(&client).await, before + 3 - 6 * 51);
     let remaining = pg::schema::partitions(&client).await.unwrap();
     assert!(remaining.iter().all(|m| !plan.expired.contains(m)));
     let drops: i64 = client
@@ -150,5 +146,5 @@ async fn a_seal_for_another_cut_does_not_count() {
     assert_eq!(plan.cuts[0].cut_seq, 10);
     assert_eq!(plan.cuts[0].sealed_by, None);
     assert!(plan.dropped.is_empty());
-    assert_eq!(count(&client).await, 21);
+    assert_eq!(pg_common::count_entries(&client).await, 21);
 }

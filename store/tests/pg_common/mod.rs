@@ -189,6 +189,30 @@ pub async fn assert_exactly_once(client: &Client, chain_id: [u8; 16], next_seq: 
     );
 }
 
+/// PostgreSQL holds seqs `0..next_seq` of the chain exactly once, and the chain verifies
+/// from PostgreSQL with its keys; returns the verification report.
+pub async fn assert_replicated_intact(
+    client: &Client,
+    keys: &VerifierKeys,
+    next_seq: u64,
+) -> proto::verify::Report {
+    assert_exactly_once(client, keys.chain_id, next_seq).await;
+    let report = store::pg::verify_chain(client, keys.chain_id, keys.verify_keys())
+        .await
+        .unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    report
+}
+
+/// Rows in `entries`, all chains.
+pub async fn count_entries(client: &Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM entries", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Appends events `from..from + n` (by their variation index), all received at `at`.
 pub fn append_at(journal: &Journal, from: u64, n: u64, at: OffsetDateTime) {
     let batch: Vec<PendingEntry> = (from..from + n)

@@ -191,10 +191,14 @@ fn a_state_file_behind_the_journal_is_ratcheted_forward() {
     assert_chain_intact(dir.path(), &keys);
 }
 
-/// Leftovers of a crash during a roll (a spare segment, an index being written) are
-/// removed, and a missing index is rebuilt.
-#[test]
-fn crash_leftovers_are_cleaned_and_indexes_rebuilt() {
+/// A journal of 30 entries in segments of 2 KiB (three at least, closed without a seal),
+/// and the index of its second segment.
+fn closed_segments_and_an_index() -> (
+    tempfile::TempDir,
+    VerifierKeys,
+    crate::journal::JournalConfig,
+    std::path::PathBuf,
+) {
     let dir = tempfile::tempdir().unwrap();
     let keys = init(dir.path()).unwrap();
     let config = small_config(dir.path(), 2048);
@@ -206,6 +210,14 @@ fn crash_leftovers_are_cleaned_and_indexes_rebuilt() {
     let segs = segments(dir.path());
     assert!(segs.len() >= 3);
     let idx = segs[1].with_extension("idx");
+    (dir, keys, config, idx)
+}
+
+/// Leftovers of a crash during a roll (a spare segment, an index being written) are
+/// removed, and a missing index is rebuilt.
+#[test]
+fn crash_leftovers_are_cleaned_and_indexes_rebuilt() {
+    let (dir, keys, config, idx) = closed_segments_and_an_index();
     fs::remove_file(&idx).unwrap();
     fs::write(dir.path().join("00000000000000000009.idx.tmp"), b"partial").unwrap();
     let (journal, recovery) = Journal::open(config).unwrap();
@@ -221,17 +233,7 @@ fn crash_leftovers_are_cleaned_and_indexes_rebuilt() {
 /// index is rebuilt from the segment on open.
 #[test]
 fn a_torn_index_is_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = init(dir.path()).unwrap();
-    let config = small_config(dir.path(), 2048);
-    let (journal, _) = Journal::open(config.clone()).unwrap();
-    for i in 0..30 {
-        journal.append(vec![pending(i, base_time())]).unwrap();
-    }
-    drop(journal);
-    let segs = segments(dir.path());
-    assert!(segs.len() >= 3);
-    let idx = segs[1].with_extension("idx");
+    let (dir, keys, config, idx) = closed_segments_and_an_index();
     let whole = fs::read(&idx).unwrap();
     assert!(whole.len() > super::super::index::SUMMARY_BYTES + 4);
     for cut in [0, super::super::index::SUMMARY_BYTES / 2, whole.len() - 1] {
