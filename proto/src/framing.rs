@@ -341,8 +341,12 @@ pub fn encode_octet_counted(msg: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends the decimal digits of `n`.
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(n, &mut [0u8; 20]).as_bytes());
+}
+
+/// The decimal digits of `n`, written at the end of `digits`.
+pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -352,7 +356,8 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    // ASCII digits only: always UTF-8.
+    std::str::from_utf8(&digits[i..]).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -255,6 +255,7 @@ fn bracketed(text: &str) -> Option<(IpAddr, Option<u16>)> {
 /// `ADDR:PORT` in socket-address notation (`[v6]:port` for IPv6): the session id of
 /// sources that have none.
 pub(crate) fn endpoint_id(ip: IpAddr, port: u16) -> String {
+    use crate::framing::decimal;
     match ip {
         // Written digit by digit: the formatter's machinery cost more than the rest of
         // mapping an OpenVPN or Guacamole line.
@@ -264,28 +265,14 @@ pub(crate) fn endpoint_id(ip: IpAddr, port: u16) -> String {
                 if i > 0 {
                     id.push('.');
                 }
-                push_decimal(&mut id, octet.into());
+                id.push_str(decimal(octet.into(), &mut [0; 20]));
             }
             id.push(':');
-            push_decimal(&mut id, port.into());
+            id.push_str(decimal(port.into(), &mut [0; 20]));
             id
         }
         IpAddr::V6(_) => SocketAddr::new(ip, port).to_string(),
     }
-}
-
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 /// An instant: RFC 3339, or a Unix time in seconds, milliseconds, microseconds or
