@@ -270,6 +270,28 @@ wait_replicated() {
     log "    replication: $(cat "$WORK/$name.replication")"
 }
 
+# sample EVERY FILE CMD…: while the collector runs, writes "TIME OUTPUT-OF-CMD" to FILE
+# every EVERY seconds, in the background; stop_sampler ends it.
+sample() {
+    local every=$1 file=$2
+    shift 2
+    (
+        while kill -0 "$C_PID" 2>/dev/null; do
+            echo "$(date +%s.%N) $("$@")"
+            sleep "$every"
+        done
+    ) >"$file" 2>/dev/null &
+    SAMPLER=$!
+    PIDS+=("$SAMPLER")
+}
+stop_sampler() {
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+}
+lag_and_accepted() {
+    echo "$(metric_sum vigie_replication_lag_entries) $(metric_sum vigie_events_accepted_total)"
+}
+
 # --- one measured run ----------------------------------------------------------------------
 # run NAME DAEMON(rsyslog|collector) PROTOCOL PORT [loadgen args…]
 # Appends a row to $WORK/rows.tsv:
@@ -353,14 +375,7 @@ relp_max=$(awk -F'\t' '$1 == "collector-relp" {print $3}' "$WORK/rows.tsv")
 rate=$(awk -v r="$relp_max" 'BEGIN {printf "%.0f", r / 2}')
 if ((rate < 100)); then rate=100; fi
 start_collector sustained
-(
-    while kill -0 "$C_PID" 2>/dev/null; do
-        echo "$(date +%s) $(status_kb "$C_PID" VmRSS)"
-        sleep 5
-    done
-) >"$WORK/sustained-rss.txt" 2>/dev/null &
-SAMPLER=$!
-PIDS+=("$SAMPLER")
+sample 5 "$WORK/sustained-rss.txt" status_kb "$C_PID" VmRSS
 log "run sustained: collector, relp-tls, $rate msg/s for $SUSTAIN_SECS s"
 c0=$(cpu_ticks "$C_PID")
 "$LOADGEN" --protocol relp-tls --target "127.0.0.1:$C_RELP" "${TLS_ARGS[@]}" "${LG_COMMON[@]}" \
@@ -370,8 +385,7 @@ c0=$(cpu_ticks "$C_PID")
 c1=$(cpu_ticks "$C_PID")
 s_hwm=$(status_kb "$C_PID" VmHWM)
 stop "$C_PID"
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
+stop_sampler
 
 # --- PostgreSQL replication -----------------------------------------------------------------
 # With `--postgres-url` in the collector: RELP closed loop again, replication on, into a
@@ -398,14 +412,7 @@ else
     REPL_RATE=${REPL_RATE:-$(awk -v r="$repl_e2e" 'BEGIN {printf "%.0f", (r > 0 ? r * 0.8 : 1000)}')}
     psql "$PG_SERVER dbname=postgres" -Atqc "CREATE DATABASE $PG_DB" >/dev/null
     start_collector replication-sustained
-    (
-        while kill -0 "$C_PID" 2>/dev/null; do
-            echo "$(date +%s.%N) $(metric_sum vigie_replication_lag_entries) $(metric_sum vigie_events_accepted_total)"
-            sleep 1
-        done
-    ) >"$WORK/replication-lag.txt" 2>/dev/null &
-    SAMPLER=$!
-    PIDS+=("$SAMPLER")
+    sample 1 "$WORK/replication-lag.txt" lag_and_accepted
     log "run replication-sustained: collector, relp-tls, $REPL_RATE msg/s for $REPL_SECS s, replication on"
     t0=$(now)
     "$LOADGEN" --protocol relp-tls --target "127.0.0.1:$C_RELP" "${TLS_ARGS[@]}" "${LG_COMMON[@]}" \
@@ -415,8 +422,7 @@ else
     wait_replicated "$(metric_sum vigie_events_accepted_total)" "$t0" replication-drain
     t_drained=$(now)
     stop "$C_PID"
-    kill "$SAMPLER" 2>/dev/null || true
-    wait "$SAMPLER" 2>/dev/null || true
+    stop_sampler
     unset VIGIE_POSTGRES_URL
     drop_db
     repl_note=$(awk -v rate="$REPL_RATE" -v secs="$REPL_SECS" -v t_end="$t_end" -v t_drained="$t_drained" \
