@@ -117,6 +117,7 @@ impl<'a> Pairs<'a> {
 pub(crate) struct Pattern {
     text: &'static str,
     finder: OnceLock<memmem::Finder<'static>>,
+    finder_rev: OnceLock<memmem::FinderRev<'static>>,
 }
 
 impl Pattern {
@@ -124,6 +125,7 @@ impl Pattern {
         Pattern {
             text,
             finder: OnceLock::new(),
+            finder_rev: OnceLock::new(),
         }
     }
 
@@ -144,6 +146,33 @@ impl Pattern {
         let at = self.find(haystack)?;
         // A match of a whole UTF-8 pattern starts and ends on character boundaries.
         Some((haystack.get(..at)?, haystack.get(at + self.text.len()..)?))
+    }
+
+    /// Where the pattern last occurs in `haystack`.
+    pub(crate) fn rfind(&self, haystack: &str) -> Option<usize> {
+        self.finder_rev
+            .get_or_init(|| memmem::FinderRev::new(self.text))
+            .rfind(haystack.as_bytes())
+    }
+
+    /// As `haystack.rsplit_once(pattern)`.
+    pub(crate) fn rsplit_once<'h>(&self, haystack: &'h str) -> Option<(&'h str, &'h str)> {
+        let at = self.rfind(haystack)?;
+        Some((haystack.get(..at)?, haystack.get(at + self.text.len()..)?))
+    }
+
+    /// The splits of `haystack` around each occurrence of the pattern, the last first (as
+    /// `haystack.rmatch_indices(pattern)`, split there).
+    pub(crate) fn rsplits<'h>(
+        &'h self,
+        haystack: &'h str,
+    ) -> impl Iterator<Item = (&'h str, &'h str)> {
+        let mut end = haystack.len();
+        std::iter::from_fn(move || {
+            let at = self.rfind(haystack.get(..end)?)?;
+            end = at;
+            Some((haystack.get(..at)?, haystack.get(at + self.text.len()..)?))
+        })
     }
 }
 
@@ -411,6 +440,36 @@ mod tests {
                 PEER.is_in(text),
                 text.contains(" Peer Connection Initiated with ")
             );
+            assert_eq!(
+                PEER.rsplit_once(text),
+                text.rsplit_once(" Peer Connection Initiated with "),
+                "{text:?}"
+            );
+            assert_eq!(
+                QUOTE.rsplit_once(text),
+                text.rsplit_once("é \""),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pattern_rsplits_are_rmatch_indices_split() {
+        static FROM: Pattern = Pattern::new(" from ");
+        for text in [
+            "alice from 1.2.3.4 port 22",
+            "eve from bob from 10.0.0.1 port 22 from x",
+            " from  from  from ",
+            " from from ",
+            "from",
+            "",
+            "é from ü from é",
+        ] {
+            let expected: Vec<(&str, &str)> = text
+                .rmatch_indices(" from ")
+                .map(|(at, sep)| (&text[..at], &text[at + sep.len()..]))
+                .collect();
+            assert_eq!(FROM.rsplits(text).collect::<Vec<_>>(), expected, "{text:?}");
         }
     }
 

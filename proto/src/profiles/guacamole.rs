@@ -58,6 +58,13 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
     }
 }
 
+static AUTHENTICATED_FROM: Pattern = Pattern::new("\" successfully authenticated from ");
+static FOR_USER: Pattern = Pattern::new(" for user \"");
+static CONNECTED_TO: Pattern = Pattern::new("\" connected to ");
+static DISCONNECTED_FROM: Pattern = Pattern::new("\" disconnected from ");
+static DURATION: Pattern = Pattern::new(". Duration: ");
+static JOINED: Pattern = Pattern::new("\" joined connection \"");
+
 /// The text after the first `User "` in `msg`.
 fn after_user(msg: &str) -> Option<&str> {
     static USER: Pattern = Pattern::new("User \"");
@@ -66,7 +73,7 @@ fn after_user(msg: &str) -> Option<&str> {
 
 /// `rest` follows `User "`.
 fn authenticated(rest: &str) -> Option<Mapped> {
-    let (user, addr) = rest.rsplit_once("\" successfully authenticated from ")?;
+    let (user, addr) = AUTHENTICATED_FROM.rsplit_once(rest)?;
     let mut m = Mapped::new(NAME, EventKind::AuthSuccess);
     m.person = owned(user);
     m.source_addr = Some(client_addr(addr.strip_suffix('.')?)?);
@@ -77,7 +84,7 @@ fn auth_failed(msg: &str) -> Option<Mapped> {
     static ATTEMPT: Pattern = Pattern::new("Authentication attempt from ");
     let (_, rest) = ATTEMPT.split_once(msg)?;
     let rest = rest.strip_suffix(" failed.")?;
-    let (addr, user) = match rest.split_once(" for user \"") {
+    let (addr, user) = match FOR_USER.split_once(rest) {
         Some((addr, user)) => (addr, user.strip_suffix('"')?),
         None => (rest.strip_suffix(" without username")?, ""),
     };
@@ -123,12 +130,12 @@ fn target(kind_and_id: &str) -> Option<String> {
 
 /// `rest` follows `User "`.
 fn tunnel(rest: &str) -> Option<Mapped> {
-    let (user, kind, what) = if let Some((user, what)) = rest.rsplit_once("\" connected to ") {
+    let (user, kind, what) = if let Some((user, what)) = CONNECTED_TO.rsplit_once(rest) {
         let what = what.strip_suffix('.').unwrap_or(what);
         (user, EventKind::SessionStart, what)
     } else {
-        let (user, what) = rest.rsplit_once("\" disconnected from ")?;
-        let (what, _) = what.rsplit_once(". Duration: ")?;
+        let (user, what) = DISCONNECTED_FROM.rsplit_once(rest)?;
+        let (what, _) = DURATION.rsplit_once(what)?;
         (user, EventKind::SessionEnd, what)
     };
     let mut m = Mapped::new(NAME, kind);
@@ -139,7 +146,7 @@ fn tunnel(rest: &str) -> Option<Mapped> {
 
 /// guacd: `User "…" joined connection "…"`; `rest` follows `User "`.
 fn joined(rest: &str) -> Option<Mapped> {
-    let (user, what) = rest.split_once("\" joined connection \"")?;
+    let (user, what) = JOINED.split_once(rest)?;
     let (id, count) = what.rsplit_once("\" (")?;
     if !count.ends_with(" users now present)") {
         return None;

@@ -142,9 +142,13 @@ fn instance_event(prefix: &str, kind: EventKind) -> Option<Mapped> {
     Some(m)
 }
 
+static OPEN_BRACKET: Pattern = Pattern::new(" [");
+static RECEIVED: Pattern = Pattern::new("] received, client-instance ");
+static SIG: Pattern = Pattern::new(" SIG");
+
 /// `NAME/ADDR:PORT [NAME]` → `NAME/ADDR:PORT`.
 fn strip_bracketed_name(prefix: &str) -> &str {
-    match prefix.rsplit_once(" [") {
+    match OPEN_BRACKET.rsplit_once(prefix) {
         Some((head, tail)) if tail.ends_with(']') => head,
         _ => prefix,
     }
@@ -152,11 +156,11 @@ fn strip_bracketed_name(prefix: &str) -> &str {
 
 /// The instance before ` SIGxxx[…] received, client-instance exiting|restarting`.
 fn signal_prefix(msg: &str) -> Option<&str> {
-    let (head, tail) = msg.split_once("] received, client-instance ")?;
+    let (head, tail) = RECEIVED.split_once(msg)?;
     if !matches!(tail.trim(), "exiting" | "restarting") {
         return None;
     }
-    let (prefix, signal) = head.rsplit_once(" SIG")?;
+    let (prefix, signal) = SIG.rsplit_once(head)?;
     signal
         .bytes()
         .take_while(|b| *b != b'[')
@@ -166,7 +170,7 @@ fn signal_prefix(msg: &str) -> Option<&str> {
 
 fn peer_connection(prefix: &str, peer: &str) -> Option<Mapped> {
     // `ADDR:PORT [NAME]`: the peer address after `with` is the authoritative one.
-    let (head, name) = prefix.split_once(" [")?;
+    let (head, name) = OPEN_BRACKET.split_once(prefix)?;
     let name = name.strip_suffix(']')?;
     instance(head)?;
     let (ip, port) = parse_socket(peer.trim())?;

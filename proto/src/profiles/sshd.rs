@@ -42,7 +42,7 @@
 
 use crate::model::{AuthFactor, EventKind};
 
-use super::fields::{endpoint_id, parse_ip};
+use super::fields::{Pattern, endpoint_id, parse_ip};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -88,11 +88,13 @@ struct UserFrom<'a> {
     tail: &'a str,
 }
 
+static FROM: Pattern = Pattern::new(" from ");
+static PORT: Pattern = Pattern::new(" port ");
+static FOR: Pattern = Pattern::new(" for ");
+
 fn user_from(text: &str) -> Option<UserFrom<'_>> {
-    text.rmatch_indices(" from ").find_map(|(at, sep)| {
-        let user = &text[..at];
-        let rest = &text[at + sep.len()..];
-        let (addr, rest) = rest.split_once(" port ")?;
+    FROM.rsplits(text).find_map(|(user, rest)| {
+        let (addr, rest) = PORT.split_once(rest)?;
         let ip = parse_ip(addr)?;
         let (port, tail) = rest.split_once(' ').unwrap_or((rest, ""));
         let port = port.parse().ok()?;
@@ -137,7 +139,7 @@ fn with_user(kind: EventKind, u: &UserFrom<'_>) -> Mapped {
 }
 
 fn accepted(rest: &str) -> Option<Mapped> {
-    let (method, rest) = rest.split_once(" for ")?;
+    let (method, rest) = FOR.split_once(rest)?;
     let u = user_from(rest)?;
     if u.tail == "[preauth]" {
         return None;
@@ -150,7 +152,7 @@ fn accepted(rest: &str) -> Option<Mapped> {
 }
 
 fn failed(rest: &str) -> Option<Mapped> {
-    let (method, rest) = rest.split_once(" for ")?;
+    let (method, rest) = FOR.split_once(rest)?;
     if method.contains(' ') {
         return None;
     }
@@ -197,7 +199,7 @@ fn received_disconnect(rest: &str) -> Option<Mapped> {
     if rest.ends_with("[preauth]") {
         return None;
     }
-    let (addr, rest) = rest.split_once(" port ")?;
+    let (addr, rest) = PORT.split_once(rest)?;
     let ip = parse_ip(addr)?;
     let port_end = rest
         .find(|c: char| !c.is_ascii_digit())
@@ -213,7 +215,7 @@ fn disconnected(rest: &str) -> Option<Mapped> {
     if rest.ends_with("[preauth]") {
         return None;
     }
-    let (before, port) = rest.rsplit_once(" port ")?;
+    let (before, port) = PORT.rsplit_once(rest)?;
     let port = port.trim().parse().ok()?;
     let (user, addr) = before.rsplit_once(' ')?;
     let ip = parse_ip(addr)?;
