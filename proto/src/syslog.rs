@@ -197,13 +197,13 @@ impl From<SyslogRef<'_>> for SyslogMessage {
 /// against the grammar by the parser.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StructuredData<'a> {
-    bytes: &'a [u8],
+    bytes: Checked<'a>,
 }
 
 impl<'a> StructuredData<'a> {
     /// Whether there is no SD-ELEMENT.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.bytes.bytes.is_empty()
     }
 
     /// The SD-ELEMENTs in order.
@@ -218,7 +218,7 @@ impl<'a> StructuredData<'a> {
 /// The SD-ELEMENTs of [`StructuredData`], in order.
 #[derive(Debug, Clone)]
 pub struct SdElements<'a> {
-    bytes: &'a [u8],
+    bytes: Checked<'a>,
     pos: usize,
 }
 
@@ -226,16 +226,16 @@ impl<'a> Iterator for SdElements<'a> {
     type Item = SdElementRef<'a>;
 
     fn next(&mut self) -> Option<SdElementRef<'a>> {
-        if self.bytes.get(self.pos) != Some(&b'[') {
+        if self.bytes.bytes.get(self.pos) != Some(&b'[') {
             return None;
         }
         // The parser checked these bytes: an error here cannot happen, and would end the
         // iteration.
-        let (id, params, end) = scan_element(self.bytes, self.pos).ok()?;
+        let (id, params, end) = scan_element(self.bytes.bytes, self.pos).ok()?;
         self.pos = end;
         Some(SdElementRef {
-            id: ascii(&self.bytes[id]),
-            params: &self.bytes[params],
+            id: self.bytes.ascii(id),
+            params: self.bytes.sub(params),
         })
     }
 }
@@ -246,7 +246,7 @@ pub struct SdElementRef<'a> {
     /// SD-ID.
     pub id: &'a str,
     /// ` name="value"…` as received.
-    params: &'a [u8],
+    params: Checked<'a>,
 }
 
 impl<'a> SdElementRef<'a> {
@@ -262,7 +262,7 @@ impl<'a> SdElementRef<'a> {
 /// The SD-PARAMs of one [`SdElementRef`], in order.
 #[derive(Debug, Clone)]
 pub struct SdParams<'a> {
-    bytes: &'a [u8],
+    bytes: Checked<'a>,
     pos: usize,
 }
 
@@ -270,12 +270,12 @@ impl<'a> Iterator for SdParams<'a> {
     type Item = (&'a str, Cow<'a, str>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.bytes.get(self.pos) != Some(&b' ') {
+        if self.bytes.bytes.get(self.pos) != Some(&b' ') {
             return None;
         }
-        let (name, value, end) = scan_param(self.bytes, self.pos).ok()?;
+        let (name, value, end) = scan_param(self.bytes.bytes, self.pos).ok()?;
         self.pos = end;
-        Some((ascii(&self.bytes[name]), unescape(&self.bytes[value])))
+        Some((self.bytes.ascii(name), self.bytes.unescape(value)))
     }
 }
 
@@ -407,10 +407,11 @@ pub fn parse_ref<'a>(frame: &'a [u8], ctx: &ParseContext) -> Result<SyslogRef<'a
     let (pri, at) = parse_pri(frame)?;
     let facility = pri / 8;
     let severity = pri % 8;
+    let checked = Checked::new(frame);
     if frame[at..].starts_with(b"1 ") {
-        parse_5424(frame, at + 2, facility, severity)
+        parse_5424(checked, at + 2, facility, severity)
     } else {
-        parse_3164(frame, at, facility, severity, ctx)
+        parse_3164(checked, at, facility, severity, ctx)
     }
 }
 
@@ -446,6 +447,7 @@ fn parse_pri(frame: &[u8]) -> Result<(u8, usize), SyslogError> {
 /// A cursor over the frame.
 struct Cursor<'a> {
     buf: &'a [u8],
+    frame: Checked<'a>,
     pos: usize,
 }
 
@@ -492,14 +494,75 @@ impl<'a> Cursor<'a> {
         match &self.buf[start..self.pos] {
             b"" => Err(invalid(field, start, "empty")),
             b"-" => Ok(None),
-            token => Ok(Some(Cow::Borrowed(ascii(token)))),
+            _ => Ok(Some(Cow::Borrowed(self.frame.ascii(start..self.pos)))),
         }
     }
 }
 
-/// Printable US-ASCII (checked by the caller) as text.
-fn ascii(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or_default()
+/// Bytes of a frame, and the same bytes as text when they are all UTF-8. A frame is
+/// checked once, and its fields are then sliced out of the text: checking each field again
+/// cost more than the parsing itself. Fields are cut at ASCII delimiters, which are
+/// character boundaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Checked<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> Checked<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Checked {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+        }
+    }
+
+    fn sub(&self, range: Range<usize>) -> Checked<'a> {
+        Checked {
+            bytes: self.bytes.get(range.clone()).unwrap_or_default(),
+            text: self.text.and_then(|t| t.get(range)),
+        }
+    }
+
+    /// The bytes of `range` as text, invalid UTF-8 replaced.
+    fn lossy(&self, range: Range<usize>) -> Cow<'a, str> {
+        match self.text.and_then(|t| t.get(range.clone())) {
+            Some(text) => Cow::Borrowed(text),
+            None => lossy(self.bytes.get(range).unwrap_or_default()),
+        }
+    }
+
+    /// Printable US-ASCII (checked by the caller) as text.
+    fn ascii(&self, range: Range<usize>) -> &'a str {
+        match self.text.and_then(|t| t.get(range.clone())) {
+            Some(text) => text,
+            None => {
+                std::str::from_utf8(self.bytes.get(range).unwrap_or_default()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// An SD param value (see [`unescape`]).
+    fn unescape(&self, range: Range<usize>) -> Cow<'a, str> {
+        let raw = self.bytes.get(range.clone()).unwrap_or_default();
+        if raw.contains(&b'\\') {
+            unescape(raw)
+        } else {
+            self.lossy(range)
+        }
+    }
+
+    /// MSG from `at`: BOM dropped, invalid UTF-8 replaced.
+    fn msg(&self, mut at: usize) -> Cow<'a, str> {
+        if self
+            .bytes
+            .get(at..)
+            .is_some_and(|rest| rest.starts_with(BOM))
+        {
+            at += BOM.len();
+        }
+        self.lossy(at.min(self.bytes.len())..self.bytes.len())
+    }
 }
 
 /// Bytes as text, borrowed when they are UTF-8 (the common case, checked quickly), else
@@ -624,13 +687,14 @@ fn scan_element(
 }
 
 fn parse_5424(
-    frame: &[u8],
+    frame: Checked<'_>,
     at: usize,
     facility: u8,
     severity: u8,
 ) -> Result<SyslogRef<'_>, SyslogError> {
     let mut c = Cursor {
-        buf: frame,
+        buf: frame.bytes,
+        frame,
         pos: at,
     };
     let timestamp = if c.rest().starts_with(b"- ") || c.rest() == b"-" {
@@ -659,12 +723,12 @@ fn parse_5424(
     let msg = match c.peek() {
         None => Cow::Borrowed(""),
         Some(b' ') => {
-            let mut msg = &c.buf[c.pos + 1..];
+            let mut at = c.pos + 1;
             // rsyslog's locally generated messages carry one extra leading space.
-            if let Some(rest) = msg.strip_prefix(b" ") {
-                msg = rest;
+            if c.buf.get(at) == Some(&b' ') {
+                at += 1;
             }
-            text(msg)
+            c.frame.msg(at)
         }
         Some(_) => {
             return Err(invalid(
@@ -709,13 +773,8 @@ fn parse_sd<'a>(c: &mut Cursor<'a>) -> Result<StructuredData<'a>, SyslogError> {
         c.pos = scan_element(c.buf, c.pos)?.2;
     }
     Ok(StructuredData {
-        bytes: &c.buf[start..c.pos],
+        bytes: c.frame.sub(start..c.pos),
     })
-}
-
-/// MSG bytes as text: BOM dropped, invalid UTF-8 replaced.
-fn text(msg: &[u8]) -> Cow<'_, str> {
-    lossy(msg.strip_prefix(BOM).unwrap_or(msg))
 }
 
 /// A civil date and time as read, with its offset if it had one.
@@ -961,7 +1020,7 @@ fn resolve_local(
 }
 
 fn parse_3164<'a>(
-    frame: &'a [u8],
+    checked: Checked<'a>,
     at: usize,
     facility: u8,
     severity: u8,
@@ -979,9 +1038,10 @@ fn parse_3164<'a>(
         msg: Cow::Borrowed(""),
         format: Format::Rfc3164,
     };
+    let frame = checked.bytes;
     let Some((civil, len, bsd)) = parse_3164_timestamp(&frame[at..]) else {
         // No header: the whole rest is the message (FortiGate, Cisco…).
-        message.msg = text(&frame[at..]);
+        message.msg = checked.msg(at);
         return Ok(message);
     };
     let timestamp = match civil.offset {
@@ -1010,7 +1070,7 @@ fn parse_3164<'a>(
         message.proc_id = pid;
         pos = first.end;
     } else if !first.is_empty() {
-        message.hostname = Some(lossy(&frame[first.clone()]));
+        message.hostname = Some(checked.lossy(first.clone()));
         pos = skip_spaces(frame, first.end);
         let second = token(frame, pos);
         if let Some((app, pid)) = tag(&frame[second.clone()]) {
@@ -1020,8 +1080,11 @@ fn parse_3164<'a>(
         }
     }
     // The space after "tag:" separates; the rest is the message.
-    let rest = &frame[pos.min(frame.len())..];
-    message.msg = text(rest.strip_prefix(b" ").unwrap_or(rest));
+    let mut pos = pos.min(frame.len());
+    if frame.get(pos) == Some(&b' ') {
+        pos += 1;
+    }
+    message.msg = checked.msg(pos);
     Ok(message)
 }
 
@@ -1574,6 +1637,19 @@ mod tests {
         assert_eq!(m.msg, "caf\u{fffd}");
         let sd = m.structured_data.elements().next().unwrap();
         assert_eq!(sd.params().next().unwrap().1, "\u{fffd}");
+        // A frame with invalid UTF-8 somewhere still lends its valid fields.
+        let m = parse_ref(
+            b"<13>1 - h a - - [x@1 v=\"ok\"] caf\xe9",
+            &ctx(datetime!(2026-03-01 9:00:02 UTC)),
+        )
+        .unwrap();
+        assert!(matches!(m.hostname, Some(Cow::Borrowed("h"))));
+        assert_eq!(m.msg, "caf\u{fffd}");
+        let sd = m.structured_data.elements().next().unwrap();
+        assert!(matches!(
+            sd.params().next().unwrap(),
+            ("v", Cow::Borrowed("ok"))
+        ));
         assert!(
             parse_ref(b"<13>1 - h a - - -", &ctx(datetime!(2026-03-01 9:00 UTC)))
                 .unwrap()
