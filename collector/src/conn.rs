@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 use prometheus::{IntCounter, IntGauge};
+use proto::syslog::ParseContext;
 use store::journal::PendingEntry;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
@@ -37,6 +38,15 @@ pub(crate) struct ConnCtx {
     pub(crate) zone: TimeZone,
     /// Cancelled at shutdown: stop reading, drain, close.
     pub(crate) shutdown: CancellationToken,
+}
+
+/// The messages of one read accepted, and how many of them no profile understood:
+/// counted into the metrics once per read, since the counters are shared by every
+/// connection of a source.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    accepted: u64,
+    unmapped: u64,
 }
 
 /// The metrics a connection updates for every message or read, with their labels resolved
@@ -138,18 +148,25 @@ impl ConnCtx {
         }
     }
 
-    /// Turns one message into an entry, counting it; `Err` carries the refusal after it
-    /// was counted and logged.
+    /// What messages read at `received_at` are parsed with (one per read: the zone is
+    /// shared by every connection, and cloning it is an atomic increment).
+    pub(crate) fn parse_context(&self, received_at: OffsetDateTime) -> ParseContext {
+        ParseContext::new(received_at, self.zone.clone())
+    }
+
+    /// Turns one message into an entry, counting it in `tally`; `Err` carries the refusal
+    /// after it was counted and logged.
     pub(crate) fn accept(
         &self,
         raw: &[u8],
-        received_at: OffsetDateTime,
+        parse: &ParseContext,
+        tally: &mut Tally,
     ) -> Result<PendingEntry, Rejection> {
-        match ingest::accept(raw, &self.source, &self.zone, received_at) {
+        match ingest::accept(raw, &self.source, parse) {
             Ok(a) => {
-                self.counters.accepted.inc();
+                tally.accepted += 1;
                 if a.unmapped {
-                    self.counters.unmapped.inc();
+                    tally.unmapped += 1;
                 }
                 Ok(a.entry)
             }
@@ -166,6 +183,16 @@ impl ConnCtx {
                 );
                 Err(r)
             }
+        }
+    }
+
+    /// Adds what `tally` counted to the metrics.
+    pub(crate) fn count(&self, tally: &Tally) {
+        if tally.accepted > 0 {
+            self.counters.accepted.inc_by(tally.accepted);
+        }
+        if tally.unmapped > 0 {
+            self.counters.unmapped.inc_by(tally.unmapped);
         }
     }
 

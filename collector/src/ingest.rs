@@ -164,19 +164,14 @@ pub struct Accepted {
 /// Largest canonical entry the collector submits (the journal's default cap).
 pub const MAX_ENTRY_BYTES: usize = 1 << 20;
 
-/// Turns one raw syslog message from `source` into an entry.
+/// Turns one raw syslog message from `source`, received at `ctx.now`, into an entry.
 ///
 /// # Errors
 /// [`Rejection`] when the message claims a tenant or source it may not.
-pub fn accept(
-    raw: &[u8],
-    source: &Source,
-    zone: &TimeZone,
-    received_at: OffsetDateTime,
-) -> Result<Accepted, Rejection> {
-    let ctx = ParseContext::new(received_at, zone.clone());
+pub fn accept(raw: &[u8], source: &Source, ctx: &ParseContext) -> Result<Accepted, Rejection> {
+    let received_at = ctx.now;
     // Borrowed from `raw`: nothing of the message is copied before it is encoded.
-    let parsed = proto::syslog::parse_ref(raw, &ctx).ok();
+    let parsed = proto::syslog::parse_ref(raw, ctx).ok();
     let mut claims = Claims::default();
     if let Some(m) = &parsed {
         for sd in m.structured_data.elements().filter(|sd| sd.id == SD_ID) {
@@ -358,6 +353,10 @@ mod tests {
         }
     }
 
+    fn paris(now: OffsetDateTime) -> ParseContext {
+        ParseContext::europe_paris(now).expect("zone")
+    }
+
     fn event(a: &Accepted) -> proto::model::ConnectionEvent {
         match proto::canonical::decode(&a.entry.canonical) {
             Ok(Entry::Event(e)) => e,
@@ -367,9 +366,8 @@ mod tests {
 
     #[test]
     fn sshd_message_is_mapped_with_default_tenant() {
-        let zone = TimeZone::get("Europe/Paris").expect("zone");
         let raw = b"<86>1 2026-03-01T10:00:01+01:00 bastion sshd 812 - - Accepted publickey for alice from 203.0.113.7 port 51120 ssh2\n";
-        let a = accept(raw, &source(), &zone, datetime!(2026-03-01 9:00:02 UTC)).expect("ok");
+        let a = accept(raw, &source(), &paris(datetime!(2026-03-01 9:00:02 UTC))).expect("ok");
         assert!(!a.unmapped);
         let e = event(&a);
         assert_eq!(e.tenant, "CHU-X");
@@ -380,23 +378,20 @@ mod tests {
 
     #[test]
     fn tenant_claims_are_checked() {
-        let zone = TimeZone::get("Europe/Paris").expect("zone");
-        let now = datetime!(2026-03-01 9:00:02 UTC);
+        let now = paris(datetime!(2026-03-01 9:00:02 UTC));
         let ok = br#"<86>1 2026-03-01T10:00:01+01:00 b app - - [vigie@32473 tenant="CHU-Y"] hello"#;
-        let a = accept(ok, &source(), &zone, now).expect("allowed");
+        let a = accept(ok, &source(), &now).expect("allowed");
         assert_eq!(event(&a).tenant, "CHU-Y");
         assert!(a.unmapped);
         let bad =
             br#"<86>1 2026-03-01T10:00:01+01:00 b app - - [vigie@32473 tenant="CHU-Z"] hello"#;
         assert_eq!(
-            accept(bad, &source(), &zone, now)
-                .expect_err("refused")
-                .reason(),
+            accept(bad, &source(), &now).expect_err("refused").reason(),
             "tenant_not_allowed"
         );
         let other = br#"<86>1 - b app - - [vigie@32473 source="gw.chu-z.fr"] hello"#;
         assert_eq!(
-            accept(other, &source(), &zone, now)
+            accept(other, &source(), &now)
                 .expect_err("refused")
                 .reason(),
             "source_mismatch"
@@ -405,12 +400,10 @@ mod tests {
 
     #[test]
     fn garbage_is_kept_unmapped() {
-        let zone = TimeZone::get("Europe/Paris").expect("zone");
         let a = accept(
             b"\xff\x00 not syslog",
             &source(),
-            &zone,
-            datetime!(2026-03-01 9:00:02 UTC),
+            &paris(datetime!(2026-03-01 9:00:02 UTC)),
         )
         .expect("kept");
         assert!(a.unmapped);

@@ -20,7 +20,7 @@ use proto::relp::{self, Command, Offers, RelpDecoder, Txnr};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
-use crate::conn::{ConnCtx, ConnError, MAX_INFLIGHT, Read, now, wait_durable};
+use crate::conn::{ConnCtx, ConnError, MAX_INFLIGHT, Read, Tally, now, wait_durable};
 use crate::pipeline::Durable;
 
 /// The software this server names in its offers.
@@ -99,6 +99,8 @@ async fn read_loop<S: AsyncRead>(
             Err(e) => return (End::Failed(e), messages),
         };
         let (received_at, received) = now();
+        let parse = ctx.parse_context(received_at);
+        let mut tally = Tally::default();
         let mut answers = Vec::new();
         let mut batch = Vec::new();
         let mut consumed = 0;
@@ -136,7 +138,7 @@ async fn read_loop<S: AsyncRead>(
                 },
                 (Command::Syslog, true) => {
                     messages += 1;
-                    match ctx.accept(data, received_at) {
+                    match ctx.accept(data, &parse, &mut tally) {
                         Ok(entry) => {
                             batch.push(entry);
                             answers.push(Answer::Ok(frame.txnr));
@@ -165,6 +167,7 @@ async fn read_loop<S: AsyncRead>(
                 }
             }
         }
+        ctx.count(&tally);
         buf.drain(..consumed.min(buf.len()));
         if eof && end.is_none() {
             end = Some(if buf.is_empty() {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use proto::framing::{FrameDecoder, Framing, FramingConfig};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::conn::{ConnCtx, ConnError, MAX_INFLIGHT, Read, now, wait_durable};
+use crate::conn::{ConnCtx, ConnError, MAX_INFLIGHT, Read, Tally, now, wait_durable};
 use crate::pipeline::Durable;
 
 /// At shutdown, how long a connection keeps reading what its peer already sent.
@@ -93,6 +93,8 @@ where
             Err(e) => break Err(e),
         };
         let (received_at, received) = now();
+        let parse = ctx.parse_context(received_at);
+        let mut tally = Tally::default();
         let mut batch = Vec::new();
         let mut consumed = 0;
         let mut fatal = None;
@@ -111,7 +113,7 @@ where
                         continue;
                     }
                     summary.frames += 1;
-                    if let Ok(entry) = ctx.accept(content, received_at) {
+                    if let Ok(entry) = ctx.accept(content, &parse, &mut tally) {
                         batch.push(entry);
                     }
                 }
@@ -136,6 +138,7 @@ where
                 }
             }
         }
+        ctx.count(&tally);
         buf.drain(..consumed.min(buf.len()));
         if !batch.is_empty() {
             ctx.touch(received_at);
