@@ -188,8 +188,7 @@ fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalErro
             .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
             .open(path)
     });
-    let einval =
-        |e: &std::io::Error| e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error());
+    let einval = is_einval;
     // EINVAL: no O_DIRECT on this filesystem, or blocks larger than the alignment used;
     // the zeroes (or what is left of them) then go through the page cache.
     let direct_end = match opened {
@@ -208,6 +207,140 @@ fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalErro
 
 /// Alignment of direct writes (a multiple of every device's logical block size).
 const DIRECT_ALIGN: usize = 4096;
+
+/// Whether an I/O error is EINVAL: what a filesystem or device answers to an `O_DIRECT`
+/// open or write it cannot do.
+pub(crate) fn is_einval(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+}
+
+/// A file opened for writes with `O_DIRECT` (direct writes need the memory, the offset and
+/// the length aligned to the device's blocks).
+pub(crate) struct DirectFile {
+    file: File,
+    room: Vec<u8>,
+}
+
+impl DirectFile {
+    /// Opens `path` (which exists) for direct writes.
+    pub(crate) fn open(path: &Path) -> std::io::Result<DirectFile> {
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(path)?;
+        Ok(DirectFile {
+            file,
+            room: Vec::new(),
+        })
+    }
+
+    /// Whether `len` bytes at `offset` are whole aligned blocks.
+    pub(crate) fn fits(len: usize, offset: u64) -> bool {
+        len.is_multiple_of(DIRECT_ALIGN) && offset.is_multiple_of(DIRECT_ALIGN as u64)
+    }
+
+    /// Writes `data` (see [`DirectFile::fits`]) at `offset`: from where it is when it is
+    /// aligned in memory (an [`AlignedBuf`]), else from a copy in an aligned buffer.
+    pub(crate) fn write_all_at(&mut self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        if data.as_ptr().align_offset(DIRECT_ALIGN) == 0 {
+            return self.file.write_all_at(data, offset);
+        }
+        if self.room.len() < data.len() + DIRECT_ALIGN {
+            self.room = vec![0u8; data.len() + DIRECT_ALIGN];
+        }
+        let skip = self
+            .room
+            .as_ptr()
+            .align_offset(DIRECT_ALIGN)
+            .min(DIRECT_ALIGN);
+        let aligned = &mut self.room[skip..skip + data.len()];
+        aligned.copy_from_slice(data);
+        self.file.write_all_at(aligned, offset)
+    }
+}
+
+/// A growable byte buffer whose contents start on a [`DIRECT_ALIGN`] boundary in memory,
+/// so that they can be written with `O_DIRECT` as they are. It is a `Vec` whose first
+/// `skip` bytes are padding; when the `Vec` moves (it grew), the contents move to the new
+/// boundary.
+pub(crate) struct AlignedBuf {
+    bytes: Vec<u8>,
+    skip: usize,
+}
+
+impl AlignedBuf {
+    /// A buffer holding `data`, with room for `capacity` bytes before it moves.
+    pub(crate) fn new(data: &[u8], capacity: usize) -> AlignedBuf {
+        let mut buf = AlignedBuf {
+            bytes: Vec::with_capacity(capacity.max(data.len()) + DIRECT_ALIGN),
+            skip: 0,
+        };
+        buf.realign();
+        buf.extend_from_slice(data);
+        buf
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() - self.skip
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[self.skip..]
+    }
+
+    /// Appends with `push`, which is given the underlying `Vec` and may only add to its end.
+    pub(crate) fn append(&mut self, push: impl FnOnce(&mut Vec<u8>)) {
+        push(&mut self.bytes);
+        self.realign();
+    }
+
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
+        self.append(|v| v.extend_from_slice(data));
+    }
+
+    /// Grows to `len` bytes with zeroes, or truncates to it.
+    pub(crate) fn resize(&mut self, len: usize) {
+        let total = self.skip + len;
+        self.append(|v| v.resize(total, 0));
+    }
+
+    /// Drops the first `n` bytes.
+    pub(crate) fn drain_front(&mut self, n: usize) {
+        let end = self.skip + n.min(self.len());
+        self.bytes.drain(self.skip..end);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.truncate(self.skip);
+    }
+
+    /// How far the contents are from an aligned address (0 once aligned).
+    #[cfg(test)]
+    fn as_ptr_offset(&self) -> usize {
+        self.as_slice().as_ptr().align_offset(DIRECT_ALIGN)
+    }
+
+    /// Moves the contents to the `Vec`'s aligned position if it moved.
+    fn realign(&mut self) {
+        // Room for any shift, reserved first: moving the contents must not move the Vec.
+        self.bytes.reserve(DIRECT_ALIGN);
+        let want = self
+            .bytes
+            .as_ptr()
+            .align_offset(DIRECT_ALIGN)
+            .min(DIRECT_ALIGN);
+        if want == self.skip {
+            return;
+        }
+        let len = self.len();
+        if want > self.skip {
+            self.bytes.resize(want + len, 0);
+        }
+        self.bytes.copy_within(self.skip..self.skip + len, want);
+        self.bytes.truncate(want + len);
+        self.skip = want;
+    }
+}
 
 /// Writes zeroes over `[0, size)` of `direct`, opened with `O_DIRECT`, as far as whole
 /// aligned blocks go, then fdatasyncs; returns where it stopped (the rest is a tail of
@@ -270,6 +403,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         // Whole chunks, then a tail that is not a whole number of blocks.
         check_preallocated(dir.path(), (3 << 20) + 4096 * 3 + 100, true);
+    }
+
+    #[test]
+    fn an_aligned_buffer_stays_aligned_and_keeps_its_bytes_as_it_grows() {
+        let mut buf = AlignedBuf::new(b"tail", 16);
+        let mut model = b"tail".to_vec();
+        for i in 0..2000u32 {
+            let record = i.to_le_bytes().repeat(1 + i as usize % 7);
+            buf.append(|v| v.extend_from_slice(&record));
+            model.extend_from_slice(&record);
+            if i % 97 == 0 {
+                buf.resize(model.len().next_multiple_of(64));
+                assert!(buf.as_slice()[model.len()..].iter().all(|&b| b == 0));
+                buf.resize(model.len());
+            }
+            if i % 301 == 0 {
+                buf.drain_front(model.len() / 2);
+                model.drain(..model.len() / 2);
+            }
+            assert_eq!(buf.as_ptr_offset(), 0, "contents aligned after record {i}");
+            assert_eq!(buf.as_slice(), &model[..], "contents after record {i}");
+        }
+        buf.clear();
+        assert_eq!(buf.len(), 0);
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub(crate) struct Settings {
     pub(crate) max_batch_bytes: usize,
     pub(crate) seal_interval: Option<Duration>,
     pub(crate) on_commit: Option<super::CommitObserver>,
+    /// Records are written with `O_DIRECT` where the filesystem allows it.
+    pub(crate) direct_writes: bool,
     /// Fault injection: the n-th `fdatasync` of segment data (from 0) fails.
     #[cfg(test)]
     pub(crate) fail_sync_at: Option<u64>,
@@ -114,8 +116,11 @@ pub(crate) struct Writer {
     seg: OpenSegment,
     /// The segment's bytes from `buf_at` (a page boundary): those of its last written
     /// page up to `seg.end`, then the records not yet written.
-    buf: Vec<u8>,
+    buf: files::AlignedBuf,
     buf_at: u64,
+    /// The open segment opened again with `O_DIRECT`, when direct writes are on and the
+    /// filesystem takes them.
+    direct: Option<files::DirectFile>,
     /// Written but not yet fsynced.
     unsynced: bool,
     /// Records and bytes since the last fsync, for the commit observer.
@@ -157,7 +162,9 @@ impl Writer {
         lock: File,
     ) -> Result<Self, JournalError> {
         let next_seal = settings.seal_interval.map(|i| Instant::now() + i);
-        let (buf_at, buf) = written_tail(&seg)?;
+        let (buf_at, tail) = written_tail(&seg)?;
+        let buf = files::AlignedBuf::new(&tail, settings.max_batch_bytes + 2 * PAGE as usize);
+        let direct = open_direct(&settings, &seg.path);
         let mut writer = Writer {
             settings,
             chain,
@@ -165,6 +172,7 @@ impl Writer {
             seg,
             buf,
             buf_at,
+            direct,
             unsynced: false,
             batch_entries: 0,
             batch_bytes: 0,
@@ -335,7 +343,8 @@ impl Writer {
     fn push_record(&mut self, link: &Link, nanos: i64, entry: &[u8]) {
         let offset = self.buf_at + self.buf.len() as u64;
         let before = self.buf.len();
-        format::encode_record(&mut self.buf, link, nanos, entry);
+        self.buf
+            .append(|out| format::encode_record(out, link, nanos, entry));
         let bytes = (self.buf.len() - before) as u64;
         self.seg.index.push(link.seq, offset, bytes, nanos);
         self.batch_entries += 1;
@@ -370,15 +379,15 @@ impl Writer {
             let data = self.buf.len();
             let page_end = end.next_multiple_of(PAGE).min(self.seg.capacity);
             self.buf
-                .resize(usize::try_from(page_end - self.buf_at).unwrap_or(data), 0);
-            let wrote = self.seg.file.write_all_at(&self.buf, self.buf_at);
-            self.buf.truncate(data);
+                .resize(usize::try_from(page_end - self.buf_at).unwrap_or(data));
+            let wrote = self.write_pages();
+            self.buf.resize(data);
             wrote.map_err(|e| io("write", &self.seg.path)(e))?;
             self.seg.end = end;
             // Keep the last page, partly written, for the next write.
             let last_page = end - end % PAGE;
             self.buf
-                .drain(..usize::try_from(last_page - self.buf_at).unwrap_or(0));
+                .drain_front(usize::try_from(last_page - self.buf_at).unwrap_or(0));
             self.buf_at = last_page;
             self.unsynced = true;
         }
@@ -397,6 +406,25 @@ impl Writer {
             self.batch_bytes = 0;
         }
         Ok(())
+    }
+
+    /// Writes `buf` at `buf_at`: directly when the segment is open for it and `buf` is
+    /// whole blocks, else through the page cache. A filesystem that refuses a direct write
+    /// (EINVAL) gets this and every later write through the page cache.
+    fn write_pages(&mut self) -> std::io::Result<()> {
+        if let Some(direct) = &mut self.direct
+            && files::DirectFile::fits(self.buf.len(), self.buf_at)
+        {
+            match direct.write_all_at(self.buf.as_slice(), self.buf_at) {
+                Err(e) if files::is_einval(&e) => {
+                    tracing::info!(segment = %self.seg.path.display(), error = %e,
+                        "direct writes refused: the journal writes through the page cache");
+                    self.direct = None;
+                }
+                done => return done,
+            }
+        }
+        self.seg.file.write_all_at(self.buf.as_slice(), self.buf_at)
     }
 
     fn sync_data(&mut self) -> Result<(), JournalError> {
@@ -453,6 +481,9 @@ impl Writer {
         std::fs::rename(&spare_path, &path).map_err(io("rename", &spare_path))?;
         files::sync_dir(&dir)?;
         let capacity = file.metadata().map_err(io("stat", &path))?.len();
+        if self.direct.is_some() {
+            self.direct = open_direct(&self.settings, &path);
+        }
         self.buf.clear();
         self.buf.extend_from_slice(&header.encode());
         self.buf_at = 0;
@@ -531,6 +562,22 @@ impl Writer {
 enum Outcome {
     Links(Vec<Link>),
     Link(Link),
+}
+
+/// The segment at `path` opened for direct writes, if the settings ask for them and the
+/// filesystem takes them (else the writer goes through the page cache, and says why).
+fn open_direct(settings: &Settings, path: &std::path::Path) -> Option<files::DirectFile> {
+    if !settings.direct_writes {
+        return None;
+    }
+    match files::DirectFile::open(path) {
+        Ok(direct) => Some(direct),
+        Err(e) => {
+            tracing::info!(segment = %path.display(), error = %e,
+                "no direct writes: the journal writes through the page cache");
+            None
+        }
+    }
 }
 
 /// Bytes per page: the writer writes whole pages.
