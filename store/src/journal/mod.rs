@@ -206,6 +206,9 @@ pub struct JournalConfig {
     /// Fault injection: the n-th data `fdatasync` of this writer (from 0) fails.
     #[cfg(test)]
     pub(crate) fail_sync_at: Option<u64>,
+    /// Fault injection: the n-th direct write of this writer (from 0) is refused (EINVAL).
+    #[cfg(test)]
+    pub(crate) refuse_direct_write_at: Option<u64>,
 }
 
 impl JournalConfig {
@@ -223,6 +226,8 @@ impl JournalConfig {
             direct_writes: true,
             #[cfg(test)]
             fail_sync_at: None,
+            #[cfg(test)]
+            refuse_direct_write_at: None,
         }
     }
 
@@ -459,6 +464,8 @@ impl Journal {
             direct_writes: config.direct_writes,
             #[cfg(test)]
             fail_sync_at: config.fail_sync_at,
+            #[cfg(test)]
+            refuse_direct_write_at: config.refuse_direct_write_at,
         };
         let writer = Writer::new(
             settings,

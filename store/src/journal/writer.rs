@@ -106,6 +106,9 @@ pub(crate) struct Settings {
     /// Fault injection: the n-th `fdatasync` of segment data (from 0) fails.
     #[cfg(test)]
     pub(crate) fail_sync_at: Option<u64>,
+    /// Fault injection: the n-th direct write (from 0) is refused with EINVAL.
+    #[cfg(test)]
+    pub(crate) refuse_direct_write_at: Option<u64>,
 }
 
 /// The writer thread's state.
@@ -137,6 +140,8 @@ pub(crate) struct Writer {
     _lock: File,
     #[cfg(test)]
     syncs: u64,
+    #[cfg(test)]
+    direct_writes: u64,
 }
 
 enum Wake {
@@ -184,6 +189,8 @@ impl Writer {
             _lock: lock,
             #[cfg(test)]
             syncs: 0,
+            #[cfg(test)]
+            direct_writes: 0,
         };
         writer.start_spare(None);
         Ok(writer)
@@ -415,7 +422,20 @@ impl Writer {
         if let Some(direct) = &mut self.direct
             && files::DirectFile::fits(self.buf.len(), self.buf_at)
         {
-            match direct.write_all_at(self.buf.as_slice(), self.buf_at) {
+            #[cfg(test)]
+            let injected = {
+                let n = self.direct_writes;
+                self.direct_writes += 1;
+                self.settings.refuse_direct_write_at == Some(n)
+            };
+            #[cfg(not(test))]
+            let injected = false;
+            let wrote = if injected {
+                Err(rustix::io::Errno::INVAL.into())
+            } else {
+                direct.write_all_at(self.buf.as_slice(), self.buf_at)
+            };
+            match wrote {
                 Err(e) if files::is_einval(&e) => {
                     tracing::info!(segment = %self.seg.path.display(), error = %e,
                         "direct writes refused: the journal writes through the page cache");
