@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
@@ -160,6 +160,34 @@ async fn discard_body(mut body: Incoming, cap: u64, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, drain).await;
 }
 
+/// A request body as read by [`read_body`].
+enum Body {
+    Complete(Bytes),
+    /// Over `max_body_bytes`: the rest, still to be read and dropped.
+    TooLarge(Incoming),
+    Failed,
+}
+
+/// Reads the body up to `max` bytes. A longer body (chunked, or longer than announced)
+/// stops being kept at `max`, and what is left of it comes back to be drained before the
+/// answer, as a body refused by its announced length is.
+async fn read_body(mut body: Incoming, max: usize, announced: Option<u64>) -> Body {
+    let mut kept =
+        Vec::with_capacity(announced.map_or(0, |n| usize::try_from(n).unwrap_or(max).min(max)));
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Body::Failed;
+        };
+        if let Some(data) = frame.data_ref() {
+            if kept.len() + data.len() > max {
+                return Body::TooLarge(body);
+            }
+            kept.extend_from_slice(data);
+        }
+    }
+    Body::Complete(Bytes::from(kept))
+}
+
 async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> {
     if req.uri().path() != "/v1/events" {
         return error(StatusCode::NOT_FOUND, "no such resource: POST /v1/events");
@@ -200,29 +228,26 @@ async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> 
             &format!("body over max_body_bytes ({max})"),
         );
     }
-    let body = match tokio::time::timeout(
-        body_timeout,
-        Limited::new(req.into_body(), max).collect(),
-    )
-    .await
+    let started = Instant::now();
+    let body = match tokio::time::timeout(body_timeout, read_body(req.into_body(), max, announced))
+        .await
     {
         Err(_) => {
             ctx.metrics.reject(LISTENER, source, "body_timeout");
             return error(StatusCode::REQUEST_TIMEOUT, "body not received in time");
         }
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ctx.metrics.reject(LISTENER, source, "body_too_large");
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("body over max_body_bytes ({max})"),
-                );
-            }
-            return error(StatusCode::BAD_REQUEST, "cannot read the body");
+        Ok(Body::TooLarge(rest)) => {
+            ctx.metrics.reject(LISTENER, source, "body_too_large");
+            tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, max, "request refused: body too large");
+            let left = body_timeout.saturating_sub(started.elapsed());
+            discard_body(rest, DISCARD_FACTOR * max as u64, left).await;
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body over max_body_bytes ({max})"),
+            );
         }
-        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Body::Failed) => return error(StatusCode::BAD_REQUEST, "cannot read the body"),
+        Ok(Body::Complete(b)) => b,
     };
     let (received_at, received) = crate::conn::now();
     let batch: Batch<'_> = match serde_json::from_slice(&body) {

@@ -161,6 +161,23 @@ async fn limits_and_bad_requests_get_clear_http_errors() {
         .await
         .unwrap();
     assert_eq!(code, 413, "body over max_body_bytes");
+    // Chunked, with no length announced: refused once over the limit, and the rest read
+    // so that the answer reaches a client still sending.
+    let mut s = tls_connect(&connector, addr).await.unwrap();
+    s.write_all(b"POST /v1/events HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = format!("2000\r\n{}\r\n", "x".repeat(0x2000));
+    for _ in 0..24 {
+        s.write_all(chunk.as_bytes()).await.unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    s.flush().await.unwrap();
+    let mut response = Vec::new();
+    s.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("max_body_bytes"), "{response}");
     let many: Vec<_> = (0..101)
         .map(|i| serde_json::json!({"id": format!("m{i}"), "message": "m"}))
         .collect();
