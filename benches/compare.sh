@@ -22,9 +22,10 @@
 #   4. collector  RELP/TLS    (window 1024, closed loop: max acknowledged rate)
 #   5. collector  HTTPS JSON  (batches of 500, closed loop)
 #   6. collector  RELP/TLS    sustained SUSTAIN_SECS (default 90) at 50% of run 4's rate:
-#                             ack latency, RSS sampled every 5 s (growth check: the second
-#                             half of the run, after warm-up, must not grow by more than
-#                             4 MiB or 5%; the growth from 10 s is printed too)
+#                             ack latency, RSS sampled every 5 s (growth check: a line
+#                             fitted through the second half's samples, after warm-up, must
+#                             not rise by more than 4 MiB or 5%; the growth from 10 s to the
+#                             end is printed too)
 #   7. collector  RELP/TLS    closed loop again with PostgreSQL replication on, then the
 #                             time until PostgreSQL holds everything: only if the collector
 #                             has --postgres-url and PostgreSQL answers at VIGIE_BENCH_PG
@@ -468,19 +469,34 @@ jq -r '"  sent \(.sent), acked \(.acked), refused \(.refused), unanswered \(.una
 jq -r '"  ack latency p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, p99.9 \(.latency_ms.p999) ms, max \(.latency_ms.max) ms (target: p99 < 20 ms)"' "$S"
 awk -v c0="$c0" -v c1="$c1" -v n="$(jq -r .acked "$S")" -v hwm="$s_hwm" -v gen="$(jq -r .generator_cpu_s "$S")" \
     'BEGIN {printf "  collector CPU %.2f s (%.2f s per million events), peak RSS %.1f MiB (target < 256 MiB), generator CPU %.2f s\n", (c1-c0)/100, (n > 0 ? (c1-c0)/100/n*1e6 : 0), hwm/1024, gen}'
-awk 'NF == 2 {t[NR] = $1; r[NR] = $2; n = NR}
+# RSS growth (KiB): from the sample 10 s into the run to the last one, and over the
+# second half of the run by a least-squares line through its samples (a warm-up that levels
+# off grows in the first half only; a leak grows in both; the line is not fooled by one
+# sample's noise, a few MiB either way). Prints: samples, growth from 10 s, fitted growth
+# over the second half, mean RSS of the second half.
+rss_growth() {
+    awk 'NF == 2 {t[++n] = $1; r[n] = $2}
+        END {
+            if (n < 4) { print n, 0, 0, 0; exit }
+            m = int((n + 1) / 2)
+            for (i = m; i <= n; i++) { st += t[i]; sr += r[i]; k++ }
+            st /= k; sr /= k
+            for (i = m; i <= n; i++) { num += (t[i] - st) * (r[i] - sr); den += (t[i] - st) ^ 2 }
+            slope = (den > 0 ? num / den : 0)
+            printf "%d %.0f %.0f %.0f\n", n, r[n] - r[3], slope * (t[n] - t[m]), sr
+        }' "$1"
+}
+read -r rss_n rss_from10 rss_half rss_mean < <(rss_growth "$WORK/sustained-rss.txt")
+awk 'NF == 2 {r[++n] = $2}
     END {
         if (n < 3) { print "  RSS samples: too few"; exit }
         line = "  RSS every 5 s (MiB):"
         for (i = 1; i <= n; i++) line = line sprintf(" %.0f", r[i] / 1024)
         print line
-        # Growth: the last sample against the one 10 s into the run, and against the one
-        # at mid-run (a warm-up that levels off grows in the first half only; a leak grows
-        # in both).
-        a = (n > 3 ? r[3] : r[1])
-        m = r[int((n + 1) / 2)]
-        printf "  RSS growth from 10 s to the end: %+.1f MiB (%+.1f%%); over the second half: %+.1f MiB (%+.1f%%)\n", (r[n] - a) / 1024, (a > 0 ? (r[n] - a) / a * 100 : 0), (r[n] - m) / 1024, (m > 0 ? (r[n] - m) / m * 100 : 0)
     }' "$WORK/sustained-rss.txt"
+awk -v a="$rss_from10" -v h="$rss_half" -v m="$rss_mean" 'BEGIN {
+    printf "  RSS growth from 10 s to the end: %+.1f MiB; over the second half (fitted line): %+.1f MiB (%+.1f%% of its mean)\n", a / 1024, h / 1024, (m > 0 ? h / m * 100 : 0)
+}'
 echo
 echo "PostgreSQL replication run: $pg_note"
 [[ -n ${repl_note:-} ]] && echo "replication keeping up (open loop, replication on): $repl_note"
@@ -494,17 +510,13 @@ jq -r 'if .latency_ms.p99 < 20 then "  PASS p99 ack latency at 50% of max: \(.la
     awk '{ if ($2 >= 256) { bad = bad sprintf(" %s (%s MiB)", $1, $2) } if ($2 > max) { max = $2; at = $1 } }
         END { if (bad == "") printf "  PASS peak RSS under 256 MiB in every collector run (largest %s MiB, %s)\n", max, at
               else printf "  FAIL peak RSS over 256 MiB in:%s\n", bad }'
-awk 'NF == 2 {r[++n] = $2}
-    END {
-        if (n < 4) { print "  ---- RSS growth: too few samples"; exit }
-        # Judged on the second half of the run, once warm-up (buffers and allocator
-        # caches reaching their working size) is over: a leak keeps growing there.
-        g = r[n] - r[3]
-        m = r[int((n + 1) / 2)]
-        h = r[n] - m
-        if (h <= 4096 && h <= m / 20) printf "  PASS no RSS growth over the second half of the sustained run (%+.1f MiB; %+.1f MiB from 10 s to the end)\n", h / 1024, g / 1024
-        else printf "  FAIL RSS grew by %.1f MiB over the second half of the sustained run (%+.1f MiB from 10 s to the end)\n", h / 1024, g / 1024
-    }' "$WORK/sustained-rss.txt"
+awk -v n="$rss_n" -v a="$rss_from10" -v h="$rss_half" -v m="$rss_mean" 'BEGIN {
+    if (n < 4) { print "  ---- RSS growth: too few samples"; exit }
+    # Judged on the second half of the run, once warm-up (buffers and allocator caches
+    # reaching their working size) is over: a leak keeps growing there.
+    if (h <= 4096 && h <= m / 20) printf "  PASS no RSS growth over the second half of the sustained run (%+.1f MiB, fitted; %+.1f MiB from 10 s to the end)\n", h / 1024, a / 1024
+    else printf "  FAIL RSS grew by %.1f MiB over the second half of the sustained run (fitted; %+.1f MiB from 10 s to the end)\n", h / 1024, a / 1024
+}'
 if [[ -n ${repl_e2e:-} ]]; then
     awk -v e2e="$repl_e2e" -v sustained="$rate" -v repl="$REPL_RATE" -v note="${repl_note:-}" 'BEGIN {
         verdict = (e2e >= sustained ? "PASS" : "FAIL")
