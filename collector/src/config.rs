@@ -125,6 +125,9 @@ pub struct JournalSettings {
     pub ingest_queue_depth: usize,
     /// Time between checkpoint seals while events come, in ms (default 60,000).
     pub seal_interval_ms: u64,
+    /// Records written with `O_DIRECT`, around the page cache (default `true`; the journal
+    /// falls back to the page cache by itself where the filesystem refuses).
+    pub direct_writes: bool,
 }
 
 impl Default for JournalSettings {
@@ -136,6 +139,7 @@ impl Default for JournalSettings {
             queue_depth: 1024,
             ingest_queue_depth: 256,
             seal_interval_ms: 60_000,
+            direct_writes: true,
         }
     }
 }
@@ -763,6 +767,7 @@ impl Config {
         c.seal_interval = Some(std::time::Duration::from_millis(
             self.journal.seal_interval_ms,
         ));
+        c.direct_writes = self.journal.direct_writes;
         c
     }
 
