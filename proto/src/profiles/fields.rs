@@ -206,9 +206,14 @@ pub(crate) fn present(text: &str) -> Option<&str> {
     }
 }
 
-/// Like [`present`], owned.
-pub(crate) fn owned(text: &str) -> Option<String> {
-    present(text).map(str::to_owned)
+/// Like [`present`], owned (for text that does not outlive its parser).
+pub(crate) fn owned(text: &str) -> Option<Cow<'static, str>> {
+    present(text).map(|t| Cow::Owned(t.to_owned()))
+}
+
+/// Like [`present`], borrowed (for text of the message itself).
+pub(crate) fn field(text: &str) -> Option<Cow<'_, str>> {
+    present(text).map(Cow::Borrowed)
 }
 
 /// An IP address, IPv4-mapped IPv6 reported as IPv4.

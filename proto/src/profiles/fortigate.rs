@@ -28,6 +28,8 @@
 //! (password, certificate, FortiToken), so the second factor of an SSL-VPN session cannot
 //! be proven from them.
 
+use std::borrow::Cow;
+
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::model::EventKind;
@@ -39,7 +41,7 @@ use super::{Input, Mapped};
 pub const NAME: &str = "fortigate";
 
 /// Maps a FortiGate SSL-VPN event log (see the module documentation).
-pub fn map(input: &Input<'_>) -> Option<Mapped> {
+pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     let msg = input.msg;
     // Cheap rejection before splitting pairs.
     static SUBTYPE: Pattern = Pattern::new("subtype=");
@@ -69,12 +71,12 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
     };
     let mut m = Mapped::new(NAME, kind);
     m.account = p.value("user").and_then(owned);
-    m.protocol = Some(tunneltype.unwrap_or("ssl-vpn").to_ascii_lowercase());
+    m.protocol = Some(tunneltype.unwrap_or("ssl-vpn").to_ascii_lowercase().into());
     m.source_addr = p.value("remip").and_then(parse_ip);
     m.session_id = p
         .value("tunnelid")
         .filter(|id| *id != "0")
-        .map(str::to_owned);
+        .map(|id| Cow::Owned(id.to_owned()));
     m.occurred_at = occurred_at(&p);
     Some(m)
 }
@@ -140,7 +142,7 @@ mod tests {
 
     use super::*;
 
-    fn fgt(msg: &str) -> Option<Mapped> {
+    fn fgt(msg: &str) -> Option<Mapped<'_>> {
         map(&Input {
             hostname: Some("FGT-CHU"),
             msg,

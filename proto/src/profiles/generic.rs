@@ -53,7 +53,9 @@ use serde::Deserialize;
 
 use crate::model::{AuthFactor, EventKind};
 
-use super::fields::{Pairs, json_of, json_path, json_text, owned, parse_endpoint, parse_time};
+use super::fields::{
+    Pairs, json_of, json_path, json_text, owned, parse_endpoint, parse_time, present,
+};
 use super::{Input, Mapped};
 
 /// The name reported in [`Mapped::profile`] for every generic profile.
@@ -524,7 +526,7 @@ impl Doc<'_> {
         }
     }
 
-    fn owned(&self, path: Option<&FieldPath>) -> Option<String> {
+    fn owned(&self, path: Option<&FieldPath>) -> Option<Cow<'static, str>> {
         self.text(path?).as_deref().and_then(owned)
     }
 
@@ -538,11 +540,14 @@ impl Doc<'_> {
             return items
                 .iter()
                 .filter_map(json_text)
-                .filter_map(|t| owned(&t))
+                .filter_map(|t| present(&t).map(str::to_owned))
                 .collect();
         }
         match self.text(path) {
-            Some(text) => text.split(',').filter_map(owned).collect(),
+            Some(text) => text
+                .split(',')
+                .filter_map(|t| present(t).map(str::to_owned))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -555,7 +560,7 @@ impl GenericProfile {
     }
 
     /// Maps a message, or `None` when a match condition fails or no kind is found.
-    pub fn map(&self, input: &Input<'_>) -> Option<Mapped> {
+    pub fn map<'a>(&self, input: &Input<'a>) -> Option<Mapped<'a>> {
         if self
             .app_name
             .as_deref()
@@ -596,6 +601,7 @@ impl GenericProfile {
             KindName::AuthFailure => EventKind::AuthFailure {
                 reason: doc
                     .owned(f.reason.as_ref())
+                    .map(Cow::into_owned)
                     .or(kind_value)
                     .unwrap_or_else(|| "auth_failure".into()),
             },
@@ -607,7 +613,7 @@ impl GenericProfile {
         m.target = doc.owned(f.target.as_ref());
         m.protocol = doc
             .owned(f.protocol.as_ref())
-            .map(|p| p.to_ascii_lowercase());
+            .map(|p| p.to_ascii_lowercase().into());
         m.source_addr = doc
             .owned(f.source_addr.as_ref())
             .and_then(|a| parse_endpoint(&a))

@@ -31,16 +31,18 @@
 //! and end pair by person and target). No protocol and no factors: the lines name neither
 //! (authentication may be a password, LDAP, TOTP, SSO…).
 
+use std::borrow::Cow;
+
 use crate::model::EventKind;
 
-use super::fields::{Pattern, owned, parse_ip, starts_with_ignore_ascii_case};
+use super::fields::{Pattern, field, parse_ip, starts_with_ignore_ascii_case};
 use super::{Input, Mapped};
 
 /// The profile's name.
 pub const NAME: &str = "guacamole";
 
 /// Maps a Guacamole message (see the module documentation).
-pub fn map(input: &Input<'_>) -> Option<Mapped> {
+pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     let foreign = input.app_name.is_some_and(|app| {
         starts_with_ignore_ascii_case(app, "sshd") || super::openvpn::is_openvpn_app(app)
     });
@@ -72,15 +74,15 @@ fn after_user(msg: &str) -> Option<&str> {
 }
 
 /// `rest` follows `User "`.
-fn authenticated(rest: &str) -> Option<Mapped> {
+fn authenticated<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     let (user, addr) = AUTHENTICATED_FROM.rsplit_once(rest)?;
     let mut m = Mapped::new(NAME, EventKind::AuthSuccess);
-    m.person = owned(user);
+    m.person = field(user);
     m.source_addr = Some(client_addr(addr.strip_suffix('.')?)?);
     Some(m)
 }
 
-fn auth_failed(msg: &str) -> Option<Mapped> {
+fn auth_failed<'a>(msg: &'a str) -> Option<Mapped<'a>> {
     static ATTEMPT: Pattern = Pattern::new("Authentication attempt from ");
     let (_, rest) = ATTEMPT.split_once(msg)?;
     let rest = rest.strip_suffix(" failed.")?;
@@ -94,7 +96,7 @@ fn auth_failed(msg: &str) -> Option<Mapped> {
             reason: "authentication failed".into(),
         },
     );
-    m.person = owned(user);
+    m.person = field(user);
     m.source_addr = Some(client_addr(addr)?);
     Some(m)
 }
@@ -117,19 +119,19 @@ fn client_addr(text: &str) -> Option<std::net::IpAddr> {
 }
 
 /// `TYPE "ID"` → the target: the id, prefixed for groups and sharing profiles.
-fn target(kind_and_id: &str) -> Option<String> {
+fn target(kind_and_id: &str) -> Option<Cow<'_, str>> {
     let (kind, id) = kind_and_id.split_once(" \"")?;
-    let id = owned(id.strip_suffix('"')?)?;
+    let id = field(id.strip_suffix('"')?)?;
     match kind {
         "connection" => Some(id),
-        "connection group" | "group" => Some(format!("group:{id}")),
-        "sharing profile" => Some(format!("sharing-profile:{id}")),
+        "connection group" | "group" => Some(format!("group:{id}").into()),
+        "sharing profile" => Some(format!("sharing-profile:{id}").into()),
         _ => None,
     }
 }
 
 /// `rest` follows `User "`.
-fn tunnel(rest: &str) -> Option<Mapped> {
+fn tunnel<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     let (user, kind, what) = if let Some((user, what)) = CONNECTED_TO.rsplit_once(rest) {
         let what = what.strip_suffix('.').unwrap_or(what);
         (user, EventKind::SessionStart, what)
@@ -139,31 +141,31 @@ fn tunnel(rest: &str) -> Option<Mapped> {
         (user, EventKind::SessionEnd, what)
     };
     let mut m = Mapped::new(NAME, kind);
-    m.person = owned(user);
+    m.person = field(user);
     m.target = Some(target(what)?);
     Some(m)
 }
 
 /// guacd: `User "…" joined connection "…"`; `rest` follows `User "`.
-fn joined(rest: &str) -> Option<Mapped> {
+fn joined<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     let (user, what) = JOINED.split_once(rest)?;
     let (id, count) = what.rsplit_once("\" (")?;
     if !count.ends_with(" users now present)") {
         return None;
     }
     let mut m = Mapped::new(NAME, EventKind::SessionStart);
-    m.person = owned(user).filter(|u| !u.starts_with('@'));
-    m.session_id = Some(owned(id)?);
+    m.person = field(user).filter(|u| !u.starts_with('@'));
+    m.session_id = Some(field(id)?);
     Some(m)
 }
 
 /// guacd: `Connection "…" removed.`
-fn removed(msg: &str) -> Option<Mapped> {
+fn removed<'a>(msg: &'a str) -> Option<Mapped<'a>> {
     static CONNECTION: Pattern = Pattern::new("Connection \"");
     let (_, rest) = CONNECTION.split_once(msg)?;
     let id = rest.strip_suffix("\" removed.")?;
     let mut m = Mapped::new(NAME, EventKind::SessionEnd);
-    m.session_id = Some(owned(id)?);
+    m.session_id = Some(field(id)?);
     Some(m)
 }
 
@@ -171,7 +173,7 @@ fn removed(msg: &str) -> Option<Mapped> {
 mod tests {
     use super::*;
 
-    fn guac(msg: &str) -> Option<Mapped> {
+    fn guac<'a>(msg: &'a str) -> Option<Mapped<'a>> {
         map(&Input {
             app_name: Some("guacamole"),
             msg,

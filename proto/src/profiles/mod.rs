@@ -53,6 +53,7 @@ pub mod sshd;
 pub mod teleport;
 pub mod wallix;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use time::OffsetDateTime;
@@ -80,34 +81,35 @@ pub struct Input<'a> {
     pub json: Option<&'a serde_json::Value>,
 }
 
-/// Everything of a [`ConnectionEvent`] that a message tells.
+/// Everything of a [`ConnectionEvent`] that a message tells, its text borrowed from the
+/// message where it is there as is (no allocation per field on the collector's path).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapped {
+pub struct Mapped<'a> {
     /// The name of the profile that understood the message (`sshd`, `generic`, …).
     pub profile: &'static str,
     /// What happened.
     pub kind: EventKind,
     /// The vendor, when the message names it.
-    pub vendor: Option<String>,
+    pub vendor: Option<Cow<'a, str>>,
     /// The person, when the source tells the person apart from the account.
-    pub person: Option<String>,
+    pub person: Option<Cow<'a, str>>,
     /// The account authenticated or used.
-    pub account: Option<String>,
+    pub account: Option<Cow<'a, str>>,
     /// The target resource reached.
-    pub target: Option<String>,
+    pub target: Option<Cow<'a, str>>,
     /// The protocol, lowercase (`ssh`, `rdp`, `openvpn`, `ssl-tunnel`…).
-    pub protocol: Option<String>,
+    pub protocol: Option<Cow<'a, str>>,
     /// The address the person connected from.
     pub source_addr: Option<IpAddr>,
     /// The source's session identifier, or what the profile uses in its stead.
-    pub session_id: Option<String>,
+    pub session_id: Option<Cow<'a, str>>,
     /// Authentication factors the message shows.
     pub factors: Vec<AuthFactor>,
     /// When it happened: the message body's time, else the transport header's.
     pub occurred_at: Option<OffsetDateTime>,
 }
 
-impl Mapped {
+impl<'a> Mapped<'a> {
     /// A mapped message of `kind` with nothing else known yet.
     pub fn new(profile: &'static str, kind: EventKind) -> Self {
         Mapped {
@@ -130,7 +132,7 @@ impl Mapped {
     ///
     /// `occurred_at` is the mapped time, else `ctx.fallback_occurred_at`, else
     /// `ctx.received_at`.
-    pub fn parts<'a>(&'a self, ctx: &EventContext<'a>) -> EventParts<'a> {
+    pub fn parts<'p>(&'p self, ctx: &EventContext<'p>) -> EventParts<'p> {
         EventParts {
             kind: &self.kind,
             tenant: ctx.tenant,
@@ -273,7 +275,7 @@ impl Profile {
     }
 
     /// Maps the message, or `None` when this profile does not understand it.
-    pub fn map(&self, input: &Input<'_>) -> Option<Mapped> {
+    pub fn map<'a>(&self, input: &Input<'a>) -> Option<Mapped<'a>> {
         let mut mapped = match self {
             Profile::Sshd => sshd::map(input),
             Profile::OpenVpn => openvpn::map(input),
@@ -292,7 +294,7 @@ impl Profile {
 
 /// Tries the profiles in order and returns the first mapping, or `None` when none of
 /// them understands the message.
-pub fn map_any(profiles: &[Profile], input: &Input<'_>) -> Option<Mapped> {
+pub fn map_any<'a>(profiles: &[Profile], input: &Input<'a>) -> Option<Mapped<'a>> {
     profiles.iter().find_map(|p| p.map(input))
 }
 

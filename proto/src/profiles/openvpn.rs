@@ -39,14 +39,14 @@ use std::net::IpAddr;
 
 use crate::model::{AuthFactor, EventKind};
 
-use super::fields::{Pattern, contains_ignore_ascii_case, endpoint_id, owned, parse_socket};
+use super::fields::{Pattern, contains_ignore_ascii_case, endpoint_id, field, parse_socket};
 use super::{Input, Mapped};
 
 /// The profile's name.
 pub const NAME: &str = "openvpn";
 
 /// Maps an OpenVPN server message (see the module documentation).
-pub fn map(input: &Input<'_>) -> Option<Mapped> {
+pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     if input.app_name.is_some_and(|app| !is_openvpn_app(app)) {
         return None;
     }
@@ -67,7 +67,7 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
         instance_event(strip_bracketed_name(prefix), EventKind::TunnelDown)?
     } else if let Some((prefix, rest)) = AUTH_OK.split_once(msg) {
         let mut m = instance_event(prefix, EventKind::AuthSuccess)?;
-        m.account = rest.rsplit_once('\'').and_then(|(user, _)| owned(user));
+        m.account = rest.rsplit_once('\'').and_then(|(user, _)| field(user));
         m.factors = vec![AuthFactor::Password];
         m
     } else if let Some((prefix, reason)) = TLS_AUTH_ERROR.split_once(msg) {
@@ -133,12 +133,12 @@ fn instance(prefix: &str) -> Option<(Option<&str>, IpAddr, u16)> {
     Some((Some(name), ip, port))
 }
 
-fn instance_event(prefix: &str, kind: EventKind) -> Option<Mapped> {
+fn instance_event<'a>(prefix: &'a str, kind: EventKind) -> Option<Mapped<'a>> {
     let (name, ip, port) = instance(prefix)?;
     let mut m = Mapped::new(NAME, kind);
-    m.account = name.and_then(owned);
+    m.account = name.and_then(field);
     m.source_addr = Some(ip);
-    m.session_id = Some(endpoint_id(ip, port));
+    m.session_id = Some(endpoint_id(ip, port).into());
     Some(m)
 }
 
@@ -168,21 +168,21 @@ fn signal_prefix(msg: &str) -> Option<&str> {
         .then_some(prefix)
 }
 
-fn peer_connection(prefix: &str, peer: &str) -> Option<Mapped> {
+fn peer_connection<'a>(prefix: &'a str, peer: &'a str) -> Option<Mapped<'a>> {
     // `ADDR:PORT [NAME]`: the peer address after `with` is the authoritative one.
     let (head, name) = OPEN_BRACKET.split_once(prefix)?;
     let name = name.strip_suffix(']')?;
     instance(head)?;
     let (ip, port) = parse_socket(peer.trim())?;
     let mut m = Mapped::new(NAME, EventKind::TunnelUp);
-    m.account = owned(name);
+    m.account = field(name);
     m.source_addr = Some(ip);
-    m.session_id = Some(endpoint_id(ip, port));
+    m.session_id = Some(endpoint_id(ip, port).into());
     m.factors = vec![AuthFactor::Certificate];
     Some(m)
 }
 
-fn tls_auth_error(prefix: &str, reason: &str) -> Option<Mapped> {
+fn tls_auth_error<'a>(prefix: &'a str, reason: &'a str) -> Option<Mapped<'a>> {
     let reason = reason.trim();
     let mut m = instance_event(
         prefix,
@@ -191,7 +191,7 @@ fn tls_auth_error(prefix: &str, reason: &str) -> Option<Mapped> {
         },
     )?;
     if let Some((_, rest)) = reason.split_once("common name '") {
-        m.account = rest.split_once('\'').and_then(|(name, _)| owned(name));
+        m.account = rest.split_once('\'').and_then(|(name, _)| field(name));
     }
     if reason.contains("Username/Password") {
         m.factors = vec![AuthFactor::Password];
@@ -199,7 +199,7 @@ fn tls_auth_error(prefix: &str, reason: &str) -> Option<Mapped> {
     Some(m)
 }
 
-fn verify_error(prefix: &str, detail: &str) -> Option<Mapped> {
+fn verify_error<'a>(prefix: &'a str, detail: &'a str) -> Option<Mapped<'a>> {
     let detail = detail.trim();
     // `depth=0, error=certificate has expired: CN=jdoe, serial=…`
     let reason = match detail.split_once("error=") {
@@ -216,13 +216,13 @@ fn verify_error(prefix: &str, detail: &str) -> Option<Mapped> {
         .strip_prefix("depth=0,")
         .and_then(|rest| rest.split_once("CN="));
     if let Some((_, rest)) = subject {
-        m.account = owned(rest.split(',').next().unwrap_or(""));
+        m.account = field(rest.split(',').next().unwrap_or(""));
     }
     m.factors = vec![AuthFactor::Certificate];
     Some(m)
 }
 
-fn auth_pam(rest: &str) -> Option<Mapped> {
+fn auth_pam<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     let mut m = if let Some((user, reason)) = rest.rsplit_once("' failed to authenticate: ") {
         let mut m = Mapped::new(
             NAME,
@@ -230,12 +230,12 @@ fn auth_pam(rest: &str) -> Option<Mapped> {
                 reason: reason.trim().to_owned(),
             },
         );
-        m.account = owned(user);
+        m.account = field(user);
         m
     } else {
         let user = rest.trim_end().strip_suffix("' authenticated")?;
         let mut m = Mapped::new(NAME, EventKind::AuthSuccess);
-        m.account = owned(user);
+        m.account = field(user);
         m
     };
     m.factors = vec![AuthFactor::Password];
@@ -246,7 +246,7 @@ fn auth_pam(rest: &str) -> Option<Mapped> {
 mod tests {
     use super::*;
 
-    fn run(app: Option<&str>, msg: &str) -> Option<Mapped> {
+    fn run<'a>(app: Option<&'a str>, msg: &'a str) -> Option<Mapped<'a>> {
         map(&Input {
             app_name: app,
             hostname: Some("vpn-gw"),
@@ -255,7 +255,7 @@ mod tests {
         })
     }
 
-    fn ovpn(msg: &str) -> Mapped {
+    fn ovpn<'a>(msg: &'a str) -> Mapped<'a> {
         run(Some("openvpn"), msg).unwrap_or_else(|| panic!("not claimed: {msg}"))
     }
 

@@ -52,7 +52,7 @@ const PAM_OPENED: &str = "pam_unix(sshd:session): session opened for user ";
 const PAM_CLOSED: &str = "pam_unix(sshd:session): session closed for user ";
 
 /// Maps an sshd message (see the module documentation).
-pub fn map(input: &Input<'_>) -> Option<Mapped> {
+pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     if input.app_name.is_some_and(|app| !app.starts_with("sshd")) {
         return None;
     }
@@ -130,15 +130,15 @@ fn method_factor(method: &str, tail: &str) -> Option<AuthFactor> {
     }
 }
 
-fn with_user(kind: EventKind, u: &UserFrom<'_>) -> Mapped {
+fn with_user<'a>(kind: EventKind, u: &UserFrom<'a>) -> Mapped<'a> {
     let mut m = Mapped::new(NAME, kind);
-    m.account = super::fields::owned(u.user);
+    m.account = super::fields::field(u.user);
     m.source_addr = Some(u.ip);
-    m.session_id = Some(endpoint_id(u.ip, u.port));
+    m.session_id = Some(endpoint_id(u.ip, u.port).into());
     m
 }
 
-fn accepted(rest: &str) -> Option<Mapped> {
+fn accepted<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     let (method, rest) = FOR.split_once(rest)?;
     let u = user_from(rest)?;
     if u.tail == "[preauth]" {
@@ -151,7 +151,7 @@ fn accepted(rest: &str) -> Option<Mapped> {
     Some(m)
 }
 
-fn failed(rest: &str) -> Option<Mapped> {
+fn failed<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     let (method, rest) = FOR.split_once(rest)?;
     if method.contains(' ') {
         return None;
@@ -167,14 +167,14 @@ fn failed(rest: &str) -> Option<Mapped> {
         format!("failed {method}")
     };
     let mut m = with_user(EventKind::AuthFailure { reason }, &u);
-    m.account = super::fields::owned(user);
+    m.account = super::fields::field(user);
     if let Some(f) = method_factor(method, u.tail) {
         m.factors.push(f);
     }
     Some(m)
 }
 
-fn invalid_user(rest: &str) -> Option<Mapped> {
+fn invalid_user<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     let u = user_from(rest)?;
     Some(with_user(
         EventKind::AuthFailure {
@@ -184,18 +184,18 @@ fn invalid_user(rest: &str) -> Option<Mapped> {
     ))
 }
 
-fn pam_session(rest: &str, kind: EventKind, proc_id: Option<&str>) -> Option<Mapped> {
+fn pam_session<'a>(rest: &'a str, kind: EventKind, proc_id: Option<&str>) -> Option<Mapped<'a>> {
     let end = rest.find(['(', ' ']).unwrap_or(rest.len());
-    let user = super::fields::owned(&rest[..end])?;
+    let user = super::fields::field(&rest[..end])?;
     let mut m = Mapped::new(NAME, kind);
     m.account = Some(user);
     m.session_id = proc_id
         .and_then(super::fields::present)
-        .map(|pid| format!("sshd[{pid}]"));
+        .map(|pid| format!("sshd[{pid}]").into());
     Some(m)
 }
 
-fn received_disconnect(rest: &str) -> Option<Mapped> {
+fn received_disconnect<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     if rest.ends_with("[preauth]") {
         return None;
     }
@@ -207,11 +207,11 @@ fn received_disconnect(rest: &str) -> Option<Mapped> {
     let port = rest[..port_end].parse().ok()?;
     let mut m = Mapped::new(NAME, EventKind::SessionEnd);
     m.source_addr = Some(ip);
-    m.session_id = Some(endpoint_id(ip, port));
+    m.session_id = Some(endpoint_id(ip, port).into());
     Some(m)
 }
 
-fn disconnected(rest: &str) -> Option<Mapped> {
+fn disconnected<'a>(rest: &'a str) -> Option<Mapped<'a>> {
     if rest.ends_with("[preauth]") {
         return None;
     }
@@ -220,9 +220,9 @@ fn disconnected(rest: &str) -> Option<Mapped> {
     let (user, addr) = before.rsplit_once(' ')?;
     let ip = parse_ip(addr)?;
     let mut m = Mapped::new(NAME, EventKind::SessionEnd);
-    m.account = Some(super::fields::owned(user)?);
+    m.account = Some(super::fields::field(user)?);
     m.source_addr = Some(ip);
-    m.session_id = Some(endpoint_id(ip, port));
+    m.session_id = Some(endpoint_id(ip, port).into());
     Some(m)
 }
 
@@ -232,7 +232,7 @@ mod tests {
 
     use super::*;
 
-    fn run(app: Option<&str>, msg: &str) -> Option<Mapped> {
+    fn run<'a>(app: Option<&'a str>, msg: &'a str) -> Option<Mapped<'a>> {
         map(&Input {
             app_name: app,
             hostname: Some("srv-pacs-01"),
@@ -242,7 +242,7 @@ mod tests {
         })
     }
 
-    fn sshd(msg: &str) -> Mapped {
+    fn sshd<'a>(msg: &'a str) -> Mapped<'a> {
         run(Some("sshd"), msg).unwrap_or_else(|| panic!("not claimed: {msg}"))
     }
 

@@ -49,7 +49,7 @@ use super::{Input, Mapped};
 pub const NAME: &str = "teleport";
 
 /// Maps a Teleport audit event (see the module documentation).
-pub fn map(input: &Input<'_>) -> Option<Mapped> {
+pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     let doc = match input.json {
         Some(value) => Doc::deserialize_from(value).ok()?,
         None => {
@@ -71,7 +71,9 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
     let event = doc.event.as_deref()?;
     let success = doc.success;
     let failure = || EventKind::AuthFailure {
-        reason: text(&doc.error).unwrap_or_else(|| format!("{event} failed")),
+        reason: text(&doc.error)
+            .map(Cow::into_owned)
+            .unwrap_or_else(|| format!("{event} failed")),
     };
 
     let mut m = match event {
@@ -121,7 +123,7 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
             let mut m = Mapped::new(NAME, kind);
             m.target = target;
             m.account = account;
-            m.protocol = protocol.map(|p| p.to_ascii_lowercase());
+            m.protocol = protocol.map(|p| p.to_ascii_lowercase().into());
             m.session_id = text(&doc.sid).or_else(|| text(&doc.session_id));
             m
         }
@@ -389,7 +391,7 @@ mod tests {
 
     use super::*;
 
-    fn tp(msg: &str) -> Option<Mapped> {
+    fn tp(msg: &str) -> Option<Mapped<'_>> {
         map(&Input {
             msg,
             ..Input::default()
@@ -486,17 +488,16 @@ mod tests {
     }
 
     /// The text and the parsed-document paths read the same document the same way.
-    fn both(msg: &str) -> Option<Mapped> {
+    fn both(msg: &str) -> Option<Mapped<'_>> {
         let from_text = tp(msg);
-        let from_value = serde_json::from_str::<serde_json::Value>(msg)
-            .ok()
-            .and_then(|json| {
-                map(&Input {
-                    msg: "",
-                    json: Some(&json),
-                    ..Input::default()
-                })
-            });
+        let json = serde_json::from_str::<serde_json::Value>(msg).ok();
+        let from_value = json.as_ref().and_then(|json| {
+            map(&Input {
+                msg: "",
+                json: Some(json),
+                ..Input::default()
+            })
+        });
         assert_eq!(from_text, from_value, "{msg}");
         from_text
     }

@@ -45,7 +45,7 @@ use super::{Input, Mapped};
 pub const NAME: &str = "wallix";
 
 /// Maps a Wallix-style session log line (see the module documentation).
-pub fn map(input: &Input<'_>) -> Option<Mapped> {
+pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     let msg = input.msg.trim();
     let tagged = msg
         .get(..8)
@@ -72,7 +72,7 @@ pub fn map(input: &Input<'_>) -> Option<Mapped> {
     m.vendor = p.value("vendor").and_then(owned);
     m.account = p.value("account").and_then(owned);
     m.target = p.value("target").and_then(owned);
-    m.protocol = p.value("protocol").map(str::to_ascii_lowercase);
+    m.protocol = p.value("protocol").map(|p| p.to_ascii_lowercase().into());
     m.source_addr = p
         .value("client_ip")
         .and_then(parse_endpoint)
@@ -95,7 +95,7 @@ mod tests {
 
     use super::*;
 
-    fn wallix(app: Option<&str>, msg: &str) -> Option<Mapped> {
+    fn wallix<'a>(app: Option<&'a str>, msg: &'a str) -> Option<Mapped<'a>> {
         map(&Input {
             app_name: app,
             msg,
