@@ -220,7 +220,9 @@ EOF
         RUST_LOG=warn "$COLLECTOR" migrate --config "$dir/collector.toml" >"$C_LOG" 2>&1 ||
             { KEEP=1; die "collector migrate failed: see $C_LOG"; }
     fi
-    RUST_LOG=warn "$COLLECTOR" run --config "$dir/collector.toml" >>"$C_LOG" 2>&1 &
+    # Segment rolls are logged (debug, one line each) to tell a stall of the journal from
+    # others.
+    RUST_LOG=warn,store::journal::writer=debug "$COLLECTOR" run --config "$dir/collector.toml" >>"$C_LOG" 2>&1 &
     C_PID=$!
     PIDS+=("$C_PID")
     wait_port "$C_METRICS" "$C_PID" collector
@@ -467,6 +469,22 @@ S=$WORK/sustained.json
 echo "sustained: RELP/TLS at $rate msg/s (50% of the RELP maximum) for $SUSTAIN_SECS s:"
 jq -r '"  sent \(.sent), acked \(.acked), refused \(.refused), unanswered \(.unanswered), errors \(.errors); acked \(.acked_per_s | floor)/s"' "$S"
 jq -r '"  ack latency p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, p99.9 \(.latency_ms.p999) ms, max \(.latency_ms.max) ms (target: p99 < 20 ms)"' "$S"
+# The second with the fewest acks (the first and the last, partial, left out): where a stall
+# shows, and when.
+awk '$1 == "loadgen:" && $3 == "s" {n++; t[n] = $2; a[n] = $7 + 0}
+    END {
+        for (i = 2; i < n; i++) if (min == "" || a[i] < min) { min = a[i]; at = t[i] }
+        if (min != "") printf "  fewest acks in one second: %d, in second %d of the run\n", min, at
+    }' "$WORK/sustained.err"
+sed 's/\x1b\[[0-9;]*m//g' "$WORK/sustained.collector.log" | awk '/journal segment opened/ {
+        n++
+        for (i = 1; i <= NF; i++) {
+            split($i, kv, "=")
+            if (kv[1] == "roll_ms" && kv[2] + 0 > roll) roll = kv[2] + 0
+            if (kv[1] == "spare_wait_ms" && kv[2] + 0 > wait) wait = kv[2] + 0
+        }
+    }
+    END { printf "  journal segment rolls: %d, longest %.1f ms (longest wait for the spare %.1f ms)\n", n, roll, wait }'
 awk -v c0="$c0" -v c1="$c1" -v n="$(jq -r .acked "$S")" -v hwm="$s_hwm" -v gen="$(jq -r .generator_cpu_s "$S")" \
     'BEGIN {printf "  collector CPU %.2f s (%.2f s per million events), peak RSS %.1f MiB (target < 256 MiB), generator CPU %.2f s\n", (c1-c0)/100, (n > 0 ? (c1-c0)/100/n*1e6 : 0), hwm/1024, gen}'
 # RSS growth (KiB): from the sample 10 s into the run to the last one, and over the
