@@ -182,22 +182,15 @@ fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalErro
         Ok(()) | Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {}
         Err(e) => return Err(io("reserve space for", path)(e.into())),
     }
-    let opened = direct.then(|| {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
-            .open(path)
-    });
-    let einval = is_einval;
     // EINVAL: no O_DIRECT on this filesystem, or blocks larger than the alignment used;
     // the zeroes (or what is left of them) then go through the page cache.
-    let direct_end = match opened {
+    let direct_end = match direct.then(|| DirectFile::open(path)) {
         Some(Ok(direct)) => match zero_fill_direct(&direct, size) {
             Ok(end) => end,
-            Err(e) if einval(&e) => 0,
+            Err(e) if is_einval(&e) => 0,
             Err(e) => return Err(io("write zeroes to", path)(e)),
         },
-        Some(Err(e)) if !einval(&e) => return Err(io("open for direct writes", path)(e)),
+        Some(Err(e)) if !is_einval(&e) => return Err(io("open for direct writes", path)(e)),
         Some(Err(_)) | None => 0,
     };
     zero_fill(&file, path, direct_end, size)?;
@@ -215,10 +208,9 @@ pub(crate) fn is_einval(e: &std::io::Error) -> bool {
 }
 
 /// A file opened for writes with `O_DIRECT` (direct writes need the memory, the offset and
-/// the length aligned to the device's blocks).
+/// the length aligned to the device's blocks: the memory is an [`AlignedBuf`]).
 pub(crate) struct DirectFile {
     file: File,
-    room: Vec<u8>,
 }
 
 impl DirectFile {
@@ -228,10 +220,7 @@ impl DirectFile {
             .write(true)
             .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
             .open(path)?;
-        Ok(DirectFile {
-            file,
-            room: Vec::new(),
-        })
+        Ok(DirectFile { file })
     }
 
     /// Whether `len` bytes at `offset` are whole aligned blocks.
@@ -239,23 +228,13 @@ impl DirectFile {
         len.is_multiple_of(DIRECT_ALIGN) && offset.is_multiple_of(DIRECT_ALIGN as u64)
     }
 
-    /// Writes `data` (see [`DirectFile::fits`]) at `offset`: from where it is when it is
-    /// aligned in memory (an [`AlignedBuf`]), else from a copy in an aligned buffer.
-    pub(crate) fn write_all_at(&mut self, data: &[u8], offset: u64) -> std::io::Result<()> {
-        if data.as_ptr().align_offset(DIRECT_ALIGN) == 0 {
-            return self.file.write_all_at(data, offset);
-        }
-        if self.room.len() < data.len() + DIRECT_ALIGN {
-            self.room = vec![0u8; data.len() + DIRECT_ALIGN];
-        }
-        let skip = self
-            .room
-            .as_ptr()
-            .align_offset(DIRECT_ALIGN)
-            .min(DIRECT_ALIGN);
-        let aligned = &mut self.room[skip..skip + data.len()];
-        aligned.copy_from_slice(data);
-        self.file.write_all_at(aligned, offset)
+    /// Writes `buf` (see [`DirectFile::fits`]) at `offset`.
+    pub(crate) fn write_all_at(&self, buf: &AlignedBuf, offset: u64) -> std::io::Result<()> {
+        self.file.write_all_at(buf.as_slice(), offset)
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.file.sync_data()
     }
 }
 
@@ -324,6 +303,8 @@ impl AlignedBuf {
     fn realign(&mut self) {
         // Room for any shift, reserved first: moving the contents must not move the Vec.
         self.bytes.reserve(DIRECT_ALIGN);
+        // `align_offset` may decline (usize::MAX): then the contents stay unaligned, and a
+        // direct write of them is refused (EINVAL), which falls back to the page cache.
         let want = self
             .bytes
             .as_ptr()
@@ -345,11 +326,8 @@ impl AlignedBuf {
 /// Writes zeroes over `[0, size)` of `direct`, opened with `O_DIRECT`, as far as whole
 /// aligned blocks go, then fdatasyncs; returns where it stopped (the rest is a tail of
 /// less than a block).
-fn zero_fill_direct(direct: &File, size: u64) -> std::io::Result<u64> {
-    // An aligned chunk of zeroes inside a slightly larger buffer.
-    let room = vec![0u8; ZERO_CHUNK + DIRECT_ALIGN];
-    let skip = room.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-    let zeros = &room[skip..skip + ZERO_CHUNK];
+fn zero_fill_direct(direct: &DirectFile, size: u64) -> std::io::Result<u64> {
+    let mut zeros = AlignedBuf::new(&[], ZERO_CHUNK);
     let mut at = 0;
     while at < size {
         let left = usize::try_from(size - at).unwrap_or(ZERO_CHUNK);
@@ -357,7 +335,8 @@ fn zero_fill_direct(direct: &File, size: u64) -> std::io::Result<u64> {
         if n == 0 {
             break;
         }
-        direct.write_all_at(&zeros[..n], at)?;
+        zeros.resize(n);
+        direct.write_all_at(&zeros, at)?;
         at += n as u64;
     }
     direct.sync_data()?;

@@ -433,7 +433,7 @@ impl Writer {
             let wrote = if injected {
                 Err(rustix::io::Errno::INVAL.into())
             } else {
-                direct.write_all_at(self.buf.as_slice(), self.buf_at)
+                direct.write_all_at(&self.buf, self.buf_at)
             };
             match wrote {
                 Err(e) if files::is_einval(&e) => {
