@@ -446,18 +446,17 @@ fn parse_pri(frame: &[u8]) -> Result<(u8, usize), SyslogError> {
 
 /// A cursor over the frame.
 struct Cursor<'a> {
-    buf: &'a [u8],
     frame: Checked<'a>,
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
     fn peek(&self) -> Option<u8> {
-        self.buf.get(self.pos).copied()
+        self.frame.bytes.get(self.pos).copied()
     }
 
     fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos.min(self.buf.len())..]
+        &self.frame.bytes[self.pos.min(self.frame.bytes.len())..]
     }
 
     /// Expects a space that ends `field`.
@@ -491,7 +490,7 @@ impl<'a> Cursor<'a> {
             }
             self.pos += 1;
         }
-        match &self.buf[start..self.pos] {
+        match &self.frame.bytes[start..self.pos] {
             b"" => Err(invalid(field, start, "empty")),
             b"-" => Ok(None),
             _ => Ok(Some(Cow::Borrowed(self.frame.ascii(start..self.pos)))),
@@ -518,37 +517,40 @@ impl<'a> Checked<'a> {
     }
 
     fn sub(&self, range: Range<usize>) -> Checked<'a> {
-        Checked {
-            bytes: self.bytes.get(range.clone()).unwrap_or_default(),
-            text: self.text.and_then(|t| t.get(range)),
-        }
+        let (bytes, text) = self.at(range);
+        Checked { bytes, text }
+    }
+
+    /// The bytes of `range`, and the same bytes as text when the frame is UTF-8.
+    fn at(&self, range: Range<usize>) -> (&'a [u8], Option<&'a str>) {
+        (
+            self.bytes.get(range.clone()).unwrap_or_default(),
+            self.text.and_then(|t| t.get(range)),
+        )
     }
 
     /// The bytes of `range` as text, invalid UTF-8 replaced.
     fn lossy(&self, range: Range<usize>) -> Cow<'a, str> {
-        match self.text.and_then(|t| t.get(range.clone())) {
-            Some(text) => Cow::Borrowed(text),
-            None => lossy(self.bytes.get(range).unwrap_or_default()),
+        match self.at(range) {
+            (_, Some(text)) => Cow::Borrowed(text),
+            (bytes, None) => lossy(bytes),
         }
     }
 
     /// Printable US-ASCII (checked by the caller) as text.
     fn ascii(&self, range: Range<usize>) -> &'a str {
-        match self.text.and_then(|t| t.get(range.clone())) {
-            Some(text) => text,
-            None => {
-                std::str::from_utf8(self.bytes.get(range).unwrap_or_default()).unwrap_or_default()
-            }
+        match self.at(range) {
+            (_, Some(text)) => text,
+            (bytes, None) => std::str::from_utf8(bytes).unwrap_or_default(),
         }
     }
 
     /// An SD param value (see [`unescape`]).
     fn unescape(&self, range: Range<usize>) -> Cow<'a, str> {
-        let raw = self.bytes.get(range.clone()).unwrap_or_default();
-        if raw.contains(&b'\\') {
-            unescape(raw)
-        } else {
-            self.lossy(range)
+        match self.at(range) {
+            (raw, _) if raw.contains(&b'\\') => unescape(raw),
+            (_, Some(text)) => Cow::Borrowed(text),
+            (raw, None) => lossy(raw),
         }
     }
 
@@ -574,12 +576,9 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// An SD param value as received (between its quotes), `\"`, `\\` and `\]` unescaped; any
-/// other backslash is kept as is (RFC 5424 §6.3.3).
+/// An SD param value as received (between its quotes) that holds a backslash: `\"`, `\\`
+/// and `\]` unescaped; any other backslash is kept as is (RFC 5424 §6.3.3).
 fn unescape(raw: &[u8]) -> Cow<'_, str> {
-    if !raw.contains(&b'\\') {
-        return lossy(raw);
-    }
     let mut value = Vec::with_capacity(raw.len());
     let mut i = 0;
     while let Some(&b) = raw.get(i) {
@@ -692,11 +691,7 @@ fn parse_5424(
     facility: u8,
     severity: u8,
 ) -> Result<SyslogRef<'_>, SyslogError> {
-    let mut c = Cursor {
-        buf: frame.bytes,
-        frame,
-        pos: at,
-    };
+    let mut c = Cursor { frame, pos: at };
     let timestamp = if c.rest().starts_with(b"- ") || c.rest() == b"-" {
         c.pos += 1;
         None
@@ -725,7 +720,7 @@ fn parse_5424(
         Some(b' ') => {
             let mut at = c.pos + 1;
             // rsyslog's locally generated messages carry one extra leading space.
-            if c.buf.get(at) == Some(&b' ') {
+            if c.frame.bytes.get(at) == Some(&b' ') {
                 at += 1;
             }
             c.frame.msg(at)
@@ -770,7 +765,7 @@ fn parse_sd<'a>(c: &mut Cursor<'a>) -> Result<StructuredData<'a>, SyslogError> {
     }
     let start = c.pos;
     while c.peek() == Some(b'[') {
-        c.pos = scan_element(c.buf, c.pos)?.2;
+        c.pos = scan_element(c.frame.bytes, c.pos)?.2;
     }
     Ok(StructuredData {
         bytes: c.frame.sub(start..c.pos),

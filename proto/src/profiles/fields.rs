@@ -143,7 +143,11 @@ impl Pattern {
 
     /// As `haystack.split_once(pattern)`.
     pub(crate) fn split_once<'h>(&self, haystack: &'h str) -> Option<(&'h str, &'h str)> {
-        let at = self.find(haystack)?;
+        self.split_at(haystack, self.find(haystack)?)
+    }
+
+    /// `haystack` before and after the match at `at`.
+    fn split_at<'h>(&self, haystack: &'h str, at: usize) -> Option<(&'h str, &'h str)> {
         // A match of a whole UTF-8 pattern starts and ends on character boundaries.
         Some((haystack.get(..at)?, haystack.get(at + self.text.len()..)?))
     }
@@ -157,8 +161,7 @@ impl Pattern {
 
     /// As `haystack.rsplit_once(pattern)`.
     pub(crate) fn rsplit_once<'h>(&self, haystack: &'h str) -> Option<(&'h str, &'h str)> {
-        let at = self.rfind(haystack)?;
-        Some((haystack.get(..at)?, haystack.get(at + self.text.len()..)?))
+        self.split_at(haystack, self.rfind(haystack)?)
     }
 
     /// The splits of `haystack` around each occurrence of the pattern, the last first (as
@@ -171,7 +174,7 @@ impl Pattern {
         std::iter::from_fn(move || {
             let at = self.rfind(haystack.get(..end)?)?;
             end = at;
-            Some((haystack.get(..at)?, haystack.get(at + self.text.len()..)?))
+            self.split_at(haystack, at)
         })
     }
 }
