@@ -140,8 +140,8 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     reply(status, serde_json::json!({ "error": message }).to_string())
 }
 
-/// A body refused by its announced length is still read, up to this many times
-/// `max_body_bytes`, before the answer (see [`discard_body`]).
+/// A refused body is still read, up to this many times `max_body_bytes`, before the
+/// answer (see [`discard_body`]).
 const DISCARD_FACTOR: u64 = 4;
 
 /// Reads and drops what the client sends of a refused body, at most `cap` bytes and within
@@ -168,10 +168,13 @@ enum Body {
     Failed,
 }
 
-/// Reads the body up to `max` bytes. A longer body (chunked, or longer than announced)
-/// stops being kept at `max`, and what is left of it comes back to be drained before the
-/// answer, as a body refused by its announced length is.
+/// Reads the body up to `max` bytes. A body announced longer is refused at once; one that
+/// grows longer (chunked) stops being kept at `max`: either way what is left of it comes
+/// back, to be drained before the answer.
 async fn read_body(mut body: Incoming, max: usize, announced: Option<u64>) -> Body {
+    if announced.is_some_and(|n| n > max as u64) {
+        return Body::TooLarge(body);
+    }
     let mut kept =
         Vec::with_capacity(announced.map_or(0, |n| usize::try_from(n).unwrap_or(max).min(max)));
     while let Some(frame) = body.frame().await {
@@ -219,15 +222,6 @@ async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let body_timeout = Duration::from_millis(ctx.config.body_timeout_ms);
-    if announced.is_some_and(|n| n > max as u64) {
-        ctx.metrics.reject(LISTENER, source, "body_too_large");
-        tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, ?announced, max, "request refused: body too large");
-        discard_body(req.into_body(), DISCARD_FACTOR * max as u64, body_timeout).await;
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("body over max_body_bytes ({max})"),
-        );
-    }
     let started = Instant::now();
     let body = match tokio::time::timeout(body_timeout, read_body(req.into_body(), max, announced))
         .await
@@ -238,7 +232,7 @@ async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> 
         }
         Ok(Body::TooLarge(rest)) => {
             ctx.metrics.reject(LISTENER, source, "body_too_large");
-            tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, max, "request refused: body too large");
+            tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, ?announced, max, "request refused: body too large");
             let left = body_timeout.saturating_sub(started.elapsed());
             discard_body(rest, DISCARD_FACTOR * max as u64, left).await;
             return error(
