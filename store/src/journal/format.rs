@@ -34,6 +34,18 @@ pub(crate) const MIN_ENTRY_BYTES: usize = 2;
 /// Largest canonical entry the format accepts, whatever the configuration.
 pub const MAX_ENTRY_BYTES_LIMIT: usize = 64 << 20;
 
+/// CRC-32C (Castagnoli, the iSCSI CRC) of `bytes`: the checksum of segment headers, records,
+/// index and key files.
+///
+/// `crc-fast` runs three streams of the CPU's CRC instruction and folds them with carry-less
+/// multiplication, where the `crc32c` crate runs one stream below 768 bytes: 20 against 53 ns
+/// for a 495-byte record on the machine of the journal bench. The writer thread takes one
+/// per record.
+pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
+    // A 32-bit CRC in a u64: the upper half is zero.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+}
+
 /// Smallest and largest values of a record's `len` (the bytes after the CRC).
 const MIN_BODY: u32 = (FIXED_BODY_BYTES + MIN_ENTRY_BYTES) as u32;
 const MAX_BODY: u32 = (FIXED_BODY_BYTES + MAX_ENTRY_BYTES_LIMIT) as u32;
@@ -56,7 +68,7 @@ impl SegmentHeader {
         out[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         out[10..26].copy_from_slice(&self.chain_id);
         out[26..34].copy_from_slice(&self.first_seq.to_le_bytes());
-        let crc = crc32c::crc32c(&out[..HEADER_DATA_BYTES]);
+        let crc = crc32c(&out[..HEADER_DATA_BYTES]);
         out[34..38].copy_from_slice(&crc.to_le_bytes());
         out
     }
@@ -73,7 +85,7 @@ impl SegmentHeader {
         }
         let version = u16::from_le_bytes([bytes[8], bytes[9]]);
         let stored_crc = u32::from_le_bytes(array(&bytes[34..38]));
-        if crc32c::crc32c(&bytes[..HEADER_DATA_BYTES]) != stored_crc {
+        if crc32c(&bytes[..HEADER_DATA_BYTES]) != stored_crc {
             return Err(HeaderFault::Checksum);
         }
         if version != FORMAT_VERSION {
@@ -98,7 +110,7 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, link: &Link, received_nanos: i64,
     out.extend_from_slice(&received_nanos.to_le_bytes());
     out.extend_from_slice(&link.mac);
     out.extend_from_slice(entry);
-    let crc = crc32c::crc32c(&out[start + PREFIX_BYTES..]);
+    let crc = crc32c(&out[start + PREFIX_BYTES..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -147,7 +159,7 @@ pub(crate) fn decode_body(body: &[u8], crc: u32) -> Result<RecordMeta, Corruptio
             len: u32::try_from(body.len()).unwrap_or(u32::MAX),
         });
     }
-    if crc32c::crc32c(body) != crc {
+    if crc32c(body) != crc {
         return Err(Corruption::Checksum);
     }
     let mac: Mac = array(&body[20..52]);
@@ -188,6 +200,38 @@ pub(crate) fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// CRC-32C one bit at a time, from its definition (reflected polynomial 0x82F63B78,
+    /// initial and final value all ones).
+    fn crc32c_by_bits(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ if crc & 1 == 1 { 0x82F6_3B78 } else { 0 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn crc32c_is_the_castagnoli_crc_at_every_length_and_alignment() {
+        // The catalogue's check value.
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        let data: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in (0..1100).chain([2047, 2048, 2049, 4096, 4500]) {
+            for offset in 0..4 {
+                let bytes = &data[offset..offset + len];
+                assert_eq!(
+                    crc32c(bytes),
+                    crc32c_by_bits(bytes),
+                    "length {len}, offset {offset}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn header_round_trips_and_detects_damage() {

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
 
-use super::format::array;
+use super::format::{array, crc32c};
 
 const MAGIC: &[u8; 8] = b"VIGIEIDX";
 const VERSION: u16 = 1;
@@ -154,7 +154,7 @@ impl SegmentIndex {
         out.extend_from_slice(&s.min_received.to_le_bytes());
         out.extend_from_slice(&s.max_received.to_le_bytes());
         out.extend_from_slice(&s.blocks.to_le_bytes());
-        let crc = crc32c::crc32c(&out);
+        let crc = crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         let blocks_start = out.len();
         for b in &self.blocks {
@@ -164,7 +164,7 @@ impl SegmentIndex {
             out.extend_from_slice(&b.min_received.to_le_bytes());
             out.extend_from_slice(&b.max_received.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&out[blocks_start..]);
+        let crc = crc32c(&out[blocks_start..]);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
@@ -177,7 +177,7 @@ pub(crate) fn decode_summary(bytes: &[u8]) -> Option<Summary> {
         return None;
     }
     let crc_at = SUMMARY_BYTES - 4;
-    if crc32c::crc32c(&b[..crc_at]) != u32::from_le_bytes(array(&b[crc_at..])) {
+    if crc32c(&b[..crc_at]) != u32::from_le_bytes(array(&b[crc_at..])) {
         return None;
     }
     let u64_at = |i: usize| u64::from_le_bytes(array(&b[i..]));
@@ -203,7 +203,7 @@ fn decode_blocks(summary: &Summary, bytes: &[u8]) -> Option<Vec<Block>> {
     if bytes.len() != len + 4 {
         return None;
     }
-    if crc32c::crc32c(&bytes[..len]) != u32::from_le_bytes(array(&bytes[len..])) {
+    if crc32c(&bytes[..len]) != u32::from_le_bytes(array(&bytes[len..])) {
         return None;
     }
     let blocks: Vec<Block> = bytes[..len]

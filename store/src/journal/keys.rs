@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use super::error::{JournalError, io};
 use super::files::{self, DATA_MODE, SECRET_MODE, STATE_FILE, VERIFIER_FILE};
-use super::format::{HEADER_BYTES, SegmentHeader, array};
+use super::format::{HEADER_BYTES, SegmentHeader, array, crc32c};
 
 const STATE_MAGIC: &[u8; 8] = b"VIGIESTA";
 const STATE_VERSION: u16 = 1;
@@ -151,7 +151,7 @@ impl WriterState {
         out.extend_from_slice(&self.epoch.to_le_bytes());
         out.extend_from_slice(&*self.key);
         out.extend_from_slice(&*self.seed);
-        let crc = crc32c::crc32c(&out);
+        let crc = crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
@@ -164,7 +164,7 @@ impl WriterState {
             return Err("not a state file (bad magic)");
         }
         let crc_at = STATE_BYTES - 4;
-        if crc32c::crc32c(&bytes[..crc_at]) != u32::from_le_bytes(array(&bytes[crc_at..])) {
+        if crc32c(&bytes[..crc_at]) != u32::from_le_bytes(array(&bytes[crc_at..])) {
             return Err("checksum mismatch");
         }
         if u16::from_le_bytes([bytes[8], bytes[9]]) != STATE_VERSION {

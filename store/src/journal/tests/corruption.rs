@@ -95,7 +95,7 @@ fn a_valid_record_with_the_wrong_seq_is_never_a_torn_tail() {
     let mut bytes = fs::read(&seg).unwrap();
     let at = last.offset as usize;
     bytes[at + 8..at + 16].copy_from_slice(&9u64.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[at + 8..last.end as usize]);
+    let crc = crate::journal::format::crc32c(&bytes[at + 8..last.end as usize]);
     bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
     fs::write(&seg, bytes).unwrap();
     let (_, offset, seq, what) = expect_corrupt(Journal::open(config));
