@@ -198,6 +198,21 @@ impl From<SyslogRef<'_>> for SyslogMessage {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StructuredData<'a> {
     bytes: Checked<'a>,
+    /// Where the parser found the first [`MARKED_ELEMENTS`] elements, so that reading them
+    /// does not scan their parameters again.
+    marks: [ElementMark; MARKED_ELEMENTS],
+}
+
+/// How many SD-ELEMENTs a [`StructuredData`] remembers the bounds of (relays add one or two,
+/// e.g. `timeQuality` and the collector's own).
+const MARKED_ELEMENTS: usize = 4;
+
+/// One SD-ELEMENT's bounds, as offsets into the STRUCTURED-DATA: the SD-ID ends at `id_end`
+/// (its parameters follow), the element at `end` (after its `]`). All zero: not recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ElementMark {
+    id_end: u32,
+    end: u32,
 }
 
 impl<'a> StructuredData<'a> {
@@ -210,6 +225,8 @@ impl<'a> StructuredData<'a> {
     pub fn elements(&self) -> SdElements<'a> {
         SdElements {
             bytes: self.bytes,
+            marks: self.marks,
+            index: 0,
             pos: 0,
         }
     }
@@ -219,6 +236,8 @@ impl<'a> StructuredData<'a> {
 #[derive(Debug, Clone)]
 pub struct SdElements<'a> {
     bytes: Checked<'a>,
+    marks: [ElementMark; MARKED_ELEMENTS],
+    index: usize,
     pos: usize,
 }
 
@@ -229,9 +248,17 @@ impl<'a> Iterator for SdElements<'a> {
         if self.bytes.bytes.get(self.pos) != Some(&b'[') {
             return None;
         }
-        // The parser checked these bytes: an error here cannot happen, and would end the
-        // iteration.
-        let (id, params, end) = scan_element(self.bytes.bytes, self.pos).ok()?;
+        let mark = self.marks.get(self.index).filter(|m| m.end != 0);
+        self.index += 1;
+        let (id, params, end) = match mark {
+            Some(m) => {
+                let (id_end, end) = (m.id_end as usize, m.end as usize);
+                (self.pos + 1..id_end, id_end..end - 1, end)
+            }
+            // The parser checked these bytes: an error here cannot happen, and would end
+            // the iteration.
+            None => scan_element(self.bytes.bytes, self.pos).ok()?,
+        };
         self.pos = end;
         Some(SdElementRef {
             id: self.bytes.ascii(id),
@@ -764,11 +791,27 @@ fn parse_sd<'a>(c: &mut Cursor<'a>) -> Result<StructuredData<'a>, SyslogError> {
         Some(_) => return Err(invalid(Field::StructuredData, c.pos, "expected '[' or '-'")),
     }
     let start = c.pos;
+    let mut marks = [ElementMark::default(); MARKED_ELEMENTS];
+    let mut index = 0;
     while c.peek() == Some(b'[') {
-        c.pos = scan_element(c.frame.bytes, c.pos)?.2;
+        let (id, _, end) = scan_element(c.frame.bytes, c.pos)?;
+        // Offsets past u32 are not recorded: such elements are scanned again when read.
+        if let (Some(mark), Ok(id_end), Ok(rel_end)) = (
+            marks.get_mut(index),
+            u32::try_from(id.end - start),
+            u32::try_from(end - start),
+        ) {
+            *mark = ElementMark {
+                id_end,
+                end: rel_end,
+            };
+        }
+        index += 1;
+        c.pos = end;
     }
     Ok(StructuredData {
         bytes: c.frame.sub(start..c.pos),
+        marks,
     })
 }
 
@@ -1651,6 +1694,36 @@ mod tests {
                 .structured_data
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn elements_read_from_the_parser_marks_match_a_fresh_scan() {
+        let mut frame = String::from("<13>1 - h a - - ");
+        for i in 0..MARKED_ELEMENTS + 2 {
+            frame.push_str(&format!(r#"[e{i}@1 a="x\]y" b="{i}\"]" c=""]"#));
+        }
+        frame.push_str(" msg");
+        let m = parse_ref(frame.as_bytes(), &ctx(datetime!(2026-03-01 9:00 UTC))).unwrap();
+        let read = |it: SdElements<'_>| -> Vec<(String, Vec<(String, String)>)> {
+            it.map(|e| {
+                let params = e.params().map(|(n, v)| (n.to_owned(), v.into_owned()));
+                (e.id.to_owned(), params.collect())
+            })
+            .collect()
+        };
+        let marked = read(m.structured_data.elements());
+        let scanned = read(SdElements {
+            marks: [ElementMark::default(); MARKED_ELEMENTS],
+            ..m.structured_data.elements()
+        });
+        assert_eq!(marked.len(), MARKED_ELEMENTS + 2);
+        assert_eq!(marked, scanned);
+        assert_eq!(marked[5].0, "e5@1");
+        assert_eq!(
+            marked[5].1,
+            [("a", "x]y"), ("b", "5\"]"), ("c", "")].map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
+        assert_eq!(m.msg, "msg");
     }
 
     #[test]
