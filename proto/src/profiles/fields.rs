@@ -6,7 +6,7 @@
 //! text and never panics.
 
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 
 use memchr::memmem;
@@ -36,7 +36,10 @@ pub(crate) struct Pairs<'a> {
 impl<'a> Pairs<'a> {
     pub(crate) fn parse(text: &'a str) -> Self {
         let bytes = text.as_bytes();
-        let mut pairs = Vec::new();
+        // No more pairs than `=` signs: one allocation where growing by doubling took four
+        // or five for a FortiGate line (about 25 pairs).
+        let equals = memchr::memchr_iter(b'=', bytes).count();
+        let mut pairs = Vec::with_capacity(equals.min(MAX_PAIRS));
         let mut i = 0;
         while i < bytes.len() && pairs.len() < MAX_PAIRS {
             while i < bytes.len() && is_space(bytes[i]) {
@@ -107,6 +110,12 @@ impl<'a> Pairs<'a> {
     /// The first value of `key`, unless empty or a placeholder (`N/A`, `-`).
     pub(crate) fn value(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(present)
+    }
+
+    /// Like [`Pairs::value`], borrowed from the message unless the value had escapes.
+    pub(crate) fn text(&self, key: &str) -> Option<Cow<'a, str>> {
+        let (_, value) = self.pairs.iter().find(|(k, _)| *k == key)?;
+        present_cow(value)
     }
 }
 
@@ -214,6 +223,23 @@ pub(crate) fn owned(text: &str) -> Option<Cow<'static, str>> {
     present(text).map(|t| Cow::Owned(t.to_owned()))
 }
 
+/// Like [`present`], borrowed where `text` is (text of the message), owned where it is.
+pub(crate) fn present_cow<'a>(text: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    match text {
+        Cow::Borrowed(t) => field(t),
+        Cow::Owned(t) => owned(t),
+    }
+}
+
+/// `text` in lowercase, borrowed when it already is.
+pub(crate) fn lowercase(text: Cow<'_, str>) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        text
+    }
+}
+
 /// Like [`present`], borrowed (for text of the message itself).
 pub(crate) fn field(text: &str) -> Option<Cow<'_, str>> {
     present(text).map(Cow::Borrowed)
@@ -226,7 +252,29 @@ pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // Only an IPv4 address is written with digits and dots alone.
+        return dotted_quad(text).map(IpAddr::V4);
+    }
     text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+/// `a.b.c.d` as [`Ipv4Addr`]'s parser reads it (four decimal octets, no leading zeros), in
+/// one pass over the digits.
+fn dotted_quad(text: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.as_bytes().split(|&b| b == b'.');
+    for octet in &mut octets {
+        let digits = parts.next()?;
+        if digits.is_empty() || digits.len() > 3 || (digits.len() > 1 && digits[0] == b'0') {
+            return None;
+        }
+        let value = digits
+            .iter()
+            .fold(0u16, |v, d| v * 10 + u16::from(d.wrapping_sub(b'0')));
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 /// A client endpoint as sources print it: `IP`, `IP:PORT`, `[IPv6]:PORT`, optionally
@@ -237,7 +285,11 @@ pub(crate) fn parse_endpoint(text: &str) -> Option<(IpAddr, Option<u16>)> {
     if text.starts_with('[') {
         return bracketed(text);
     }
-    if let Some(ip) = parse_ip(text) {
+    // A bare address has no colon (IPv4) or at least two (IPv6): with exactly one, only
+    // `IP:PORT` is left to try.
+    let mut colons = memchr::memchr_iter(b':', text.as_bytes());
+    let one_colon = colons.next().is_some() && colons.next().is_none();
+    if !one_colon && let Some(ip) = parse_ip(text) {
         return Some((ip, None));
     }
     let (ip, port) = text.rsplit_once(':')?;
@@ -550,6 +602,64 @@ mod tests {
             endpoint_id(IpAddr::V6(Ipv6Addr::LOCALHOST), 22),
             "[::1]:22".to_owned()
         );
+    }
+
+    /// What `parse_ip` gave before its IPv4 fast path: the standard parser alone.
+    fn std_ip(text: &str) -> Option<IpAddr> {
+        let text = text.trim();
+        let text = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+    }
+
+    #[test]
+    fn addresses_read_as_the_standard_parser_reads_them() {
+        for text in [
+            "",
+            ".",
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.4.",
+            "999.1.1.1",
+            "1.2.3.0004",
+            " 10.0.0.1 ",
+            "[10.0.0.1]",
+            "::ffff:10.0.0.1",
+            "1.2.3.4:80",
+            "2001:db8::7",
+        ] {
+            assert_eq!(parse_ip(text), std_ip(text), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dotted_text_reads_as_the_standard_parser_reads_it(text in "[0-9.]{0,18}") {
+            proptest::prop_assert_eq!(parse_ip(&text), std_ip(&text));
+        }
+
+        #[test]
+        fn endpoints_with_one_colon_are_address_and_port(
+            a in 0u8.., b in 0u8.., port in 0u16..,
+            junk in "[0-9a-f:.]{0,12}",
+        ) {
+            let ip = IpAddr::V4(Ipv4Addr::new(a, b, 0, 7));
+            proptest::prop_assert_eq!(parse_endpoint(&format!("{ip}:{port}")), Some((ip, Some(port))));
+            // Whatever the text, the answer is the one the full parse gives.
+            let full = match std_ip(&junk) {
+                Some(ip) => Some((ip, None)),
+                None => junk.rsplit_once(':').and_then(|(ip, port)| Some((std_ip(ip)?, Some(port.parse().ok()?)))),
+            };
+            proptest::prop_assert_eq!(parse_endpoint(&junk), full);
+        }
     }
 
     #[test]

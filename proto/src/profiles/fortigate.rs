@@ -34,7 +34,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::model::EventKind;
 
-use super::fields::{Pairs, Pattern, owned, parse_ip, parse_time};
+use super::fields::{Pairs, Pattern, lowercase, parse_ip, parse_time};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -53,8 +53,8 @@ pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     if p.get("type") != Some("event") || p.get("subtype") != Some("vpn") {
         return None;
     }
-    let tunneltype = p.value("tunneltype");
-    if tunneltype.is_some_and(|t| !t.starts_with("ssl")) {
+    let tunneltype = p.text("tunneltype");
+    if tunneltype.as_ref().is_some_and(|t| !t.starts_with("ssl")) {
         return None;
     }
     let kind = match p.get("action")? {
@@ -70,13 +70,10 @@ pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
         _ => return None,
     };
     let mut m = Mapped::new(NAME, kind);
-    m.account = p.value("user").and_then(owned);
-    m.protocol = Some(tunneltype.unwrap_or("ssl-vpn").to_ascii_lowercase().into());
+    m.account = p.text("user");
+    m.protocol = Some(lowercase(tunneltype.unwrap_or(Cow::Borrowed("ssl-vpn"))));
     m.source_addr = p.value("remip").and_then(parse_ip);
-    m.session_id = p
-        .value("tunnelid")
-        .filter(|id| *id != "0")
-        .map(|id| Cow::Owned(id.to_owned()));
+    m.session_id = p.text("tunnelid").filter(|id| id != "0");
     m.occurred_at = occurred_at(&p);
     Some(m)
 }
@@ -102,12 +99,21 @@ fn parse_offset(text: &str) -> Option<UtcOffset> {
         b'-' => (-1, &text[1..]),
         _ => return None,
     };
-    let digits: String = digits.chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    // Four digits, colons anywhere ignored.
+    let mut hhmm = [0i8; 4];
+    let mut count = 0;
+    for b in digits.bytes().filter(|b| *b != b':') {
+        if !b.is_ascii_digit() || count == 4 {
+            return None;
+        }
+        hhmm[count] = (b - b'0') as i8;
+        count += 1;
+    }
+    if count != 4 {
         return None;
     }
-    let hours: i8 = digits[..2].parse().ok()?;
-    let minutes: i8 = digits[2..].parse().ok()?;
+    let hours = hhmm[0] * 10 + hhmm[1];
+    let minutes = hhmm[2] * 10 + hhmm[3];
     UtcOffset::from_hms(sign * hours, sign * minutes, 0).ok()
 }
 
@@ -211,6 +217,10 @@ mod tests {
         assert_eq!(parse_offset("+0100"), UtcOffset::from_hms(1, 0, 0).ok());
         assert_eq!(parse_offset("-05:30"), UtcOffset::from_hms(-5, -30, 0).ok());
         assert_eq!(parse_offset("+01"), None);
+        assert_eq!(parse_offset("+0:1:00"), UtcOffset::from_hms(1, 0, 0).ok());
+        assert_eq!(parse_offset("+01:00:00"), None);
+        assert_eq!(parse_offset("+99:00"), None);
+        assert_eq!(parse_offset("+01x0"), None);
         assert_eq!(parse_offset("é"), None);
     }
 }

@@ -54,7 +54,8 @@ use serde::Deserialize;
 use crate::model::{AuthFactor, EventKind};
 
 use super::fields::{
-    Pairs, json_of, json_path, json_text, owned, parse_endpoint, parse_time, present,
+    Pairs, json_of, json_path, json_text, lowercase, owned, parse_endpoint, parse_time, present,
+    present_cow,
 };
 use super::{Input, Mapped};
 
@@ -518,7 +519,7 @@ enum Doc<'a> {
     Kv(Pairs<'a>),
 }
 
-impl Doc<'_> {
+impl<'a> Doc<'a> {
     fn text(&self, path: &FieldPath) -> Option<Cow<'_, str>> {
         match self {
             Doc::Json(v) => json_path(v, &path.segments).and_then(json_text),
@@ -526,8 +527,18 @@ impl Doc<'_> {
         }
     }
 
-    fn owned(&self, path: Option<&FieldPath>) -> Option<Cow<'static, str>> {
-        self.text(path?).as_deref().and_then(owned)
+    /// The field's text for the mapping: borrowed from the message where it is there as is
+    /// (key=value text, a JSON document received as such), else owned.
+    fn field(&self, path: Option<&FieldPath>) -> Option<Cow<'a, str>> {
+        let path = path?;
+        match self {
+            Doc::Kv(p) => p.text(&path.raw),
+            Doc::Json(Cow::Borrowed(v)) => json_path(v, &path.segments)
+                .and_then(json_text)
+                .as_ref()
+                .and_then(present_cow),
+            Doc::Json(Cow::Owned(_)) => self.text(path).as_deref().and_then(owned),
+        }
     }
 
     /// The items of a list field: a JSON array's scalars, or comma-separated text.
@@ -600,27 +611,25 @@ impl GenericProfile {
             KindName::TunnelDown => EventKind::TunnelDown,
             KindName::AuthFailure => EventKind::AuthFailure {
                 reason: doc
-                    .owned(f.reason.as_ref())
+                    .field(f.reason.as_ref())
                     .map(Cow::into_owned)
                     .or(kind_value)
                     .unwrap_or_else(|| "auth_failure".into()),
             },
         };
         let mut m = Mapped::new(NAME, kind);
-        m.vendor = doc.owned(f.vendor.as_ref());
-        m.person = doc.owned(f.person.as_ref());
-        m.account = doc.owned(f.account.as_ref());
-        m.target = doc.owned(f.target.as_ref());
-        m.protocol = doc
-            .owned(f.protocol.as_ref())
-            .map(|p| p.to_ascii_lowercase().into());
+        m.vendor = doc.field(f.vendor.as_ref());
+        m.person = doc.field(f.person.as_ref());
+        m.account = doc.field(f.account.as_ref());
+        m.target = doc.field(f.target.as_ref());
+        m.protocol = doc.field(f.protocol.as_ref()).map(lowercase);
         m.source_addr = doc
-            .owned(f.source_addr.as_ref())
+            .field(f.source_addr.as_ref())
             .and_then(|a| parse_endpoint(&a))
             .map(|(ip, _)| ip);
-        m.session_id = doc.owned(f.session_id.as_ref());
+        m.session_id = doc.field(f.session_id.as_ref());
         m.occurred_at = doc
-            .owned(f.occurred_at.as_ref())
+            .field(f.occurred_at.as_ref())
             .and_then(|t| parse_time(&t));
         for factor in &self.fixed_factors {
             m.push_factor(factor.clone());

@@ -75,7 +75,7 @@ pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
         return None;
     };
     m.protocol = Some("ssh".into());
-    m.target = input.hostname.and_then(super::fields::owned);
+    m.target = input.hostname.and_then(super::fields::field);
     Some(m)
 }
 

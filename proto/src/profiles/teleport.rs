@@ -42,7 +42,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::model::{AuthFactor, EventKind};
 
-use super::fields::{owned, parse_endpoint, parse_time};
+use super::fields::{parse_endpoint, parse_time, present_cow};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -63,7 +63,7 @@ pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
             doc
         }
     };
-    let text = |v: &Option<Cow<'_, str>>| v.as_deref().and_then(owned);
+    let text = |v: &Option<Cow<'a, str>>| v.as_ref().and_then(present_cow);
     let code = doc.code.as_deref()?;
     if !code.starts_with('T') {
         return None;

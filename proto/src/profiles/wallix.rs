@@ -38,7 +38,7 @@
 
 use crate::model::EventKind;
 
-use super::fields::{Pairs, factor_from_source_name, owned, parse_endpoint, parse_time};
+use super::fields::{Pairs, factor_from_source_name, parse_endpoint, parse_time};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -68,16 +68,16 @@ pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
         _ => return None,
     };
     let mut m = Mapped::new(NAME, kind);
-    m.person = p.value("user").and_then(owned);
-    m.vendor = p.value("vendor").and_then(owned);
-    m.account = p.value("account").and_then(owned);
-    m.target = p.value("target").and_then(owned);
+    m.person = p.text("user");
+    m.vendor = p.text("vendor");
+    m.account = p.text("account");
+    m.target = p.text("target");
     m.protocol = p.value("protocol").map(|p| p.to_ascii_lowercase().into());
     m.source_addr = p
         .value("client_ip")
         .and_then(parse_endpoint)
         .map(|(ip, _)| ip);
-    m.session_id = p.value("session_id").and_then(owned);
+    m.session_id = p.text("session_id");
     m.occurred_at = p.value("time").and_then(parse_time);
     for method in p.value("auth_methods").unwrap_or("").split(',') {
         if let Some(factor) = factor_from_source_name(method) {

@@ -39,7 +39,7 @@ pub const MAX_ENTRY_BYTES_LIMIT: usize = 64 << 20;
 ///
 /// `crc-fast` runs three streams of the CPU's CRC instruction and folds them with carry-less
 /// multiplication, where the `crc32c` crate runs one stream below 768 bytes: 20 against 53 ns
-/// for a 495-byte record on the machine of the journal bench. The writer thread takes one
+/// for a 495-byte record on a 2-vCPU machine of the benches. The writer thread takes one
 /// per record.
 pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
     // A 32-bit CRC in a u64: the upper half is zero.
