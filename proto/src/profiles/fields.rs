@@ -252,29 +252,44 @@ pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
         .strip_prefix('[')
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
-    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        // Only an IPv4 address is written with digits and dots alone.
-        return dotted_quad(text).map(IpAddr::V4);
+    if let Some(v4) = dotted_quad(text.as_bytes()) {
+        return Some(IpAddr::V4(v4));
     }
     text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
-/// `a.b.c.d` as [`Ipv4Addr`]'s parser reads it (four decimal octets, no leading zeros), in
-/// one pass over the digits.
-fn dotted_quad(text: &str) -> Option<Ipv4Addr> {
+/// `a.b.c.d` (four decimal octets, no leading zeros), in one pass over the bytes; `None`
+/// for anything else, which the standard parser then reads (IPv6) or refuses. It accepts
+/// nothing [`Ipv4Addr`]'s parser refuses, and is several times cheaper.
+fn dotted_quad(text: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = text.as_bytes().split(|&b| b == b'.');
-    for octet in &mut octets {
-        let digits = parts.next()?;
-        if digits.is_empty() || digits.len() > 3 || (digits.len() > 1 && digits[0] == b'0') {
-            return None;
+    let mut index = 0;
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &b in text {
+        match b {
+            b'0'..=b'9' => {
+                // A second digit after a leading zero, a fourth digit, or over 255.
+                if (digits == 1 && value == 0) || digits == 3 {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && index < 3 => {
+                octets[index] = u8::try_from(value).ok()?;
+                index += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
         }
-        let value = digits
-            .iter()
-            .fold(0u16, |v, d| v * 10 + u16::from(d.wrapping_sub(b'0')));
-        *octet = u8::try_from(value).ok()?;
     }
-    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+    if digits == 0 || index != 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// A client endpoint as sources print it: `IP`, `IP:PORT`, `[IPv6]:PORT`, optionally
