@@ -6,6 +6,9 @@
 #   benches/compare.sh                    # about 4 minutes after the build (15:5x on 2026-11-24)
 #   COUNT=500000 SUSTAIN_SECS=60 CONNS=4 benches/compare.sh
 #   KEEP=1 benches/compare.sh             # keep the work directory (configs, logs, JSON)
+#   AB_A=old/collector AB_B=new/collector AB_ROUNDS=5 benches/compare.sh
+#                                         # A/B of two collector builds: only the syslog/TLS
+#                                         # run (3), A and B alternated AB_ROUNDS times
 #
 # Needs: rsyslog with rsyslog-gnutls and rsyslog-relp (Debian packages; /usr/sbin/rsyslogd and
 # its imptcp, imtcp + gtls, imrelp and omfile modules
@@ -367,6 +370,42 @@ run() {
 }
 
 : >"$WORK/rows.tsv"
+
+# --- A/B of two builds ----------------------------------------------------------------------
+# The machine drifts within minutes: alternating the two builds, several rounds, is what
+# makes their difference readable.
+if [[ -n ${AB_A:-}${AB_B:-} ]]; then
+    [[ -x ${AB_A:-} && -x ${AB_B:-} ]] || die "AB_A and AB_B must both name collector executables"
+    for round in $(seq "${AB_ROUNDS:-5}"); do
+        for side in A B; do
+            bin=AB_$side
+            COLLECTOR=${!bin}
+            run "ab-$side-$round" collector syslog-tls tls --count "$COUNT" --duration "$RUN_SECS"
+        done
+    done
+    echo
+    echo "== A/B over syslog/TLS, $COUNT events, 4 connections, ${AB_ROUNDS:-5} rounds, $(date -u +%FT%TZ)"
+    echo "   A: $AB_A"
+    echo "   B: $AB_B"
+    awk -F'\t' '
+        { side = substr($1, 4, 1); n[side]++; cpu[side, n[side]] = $5; rate[side, n[side]] = $3 }
+        function median(arr, s, k,    i, j, t, v) {
+            for (i = 1; i <= k; i++) v[i] = arr[s, i]
+            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+            return (k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2)
+        }
+        END {
+            for (s = 0; s < 2; s++) {
+                side = (s == 0 ? "A" : "B"); line = ""
+                for (i = 1; i <= n[side]; i++) line = line " " cpu[side, i]
+                printf "   %s: CPU s per million events%s (median %.2f); events/s median %.0f\n",
+                    side, line, median(cpu, side, n[side]), median(rate, side, n[side])
+            }
+            printf "   B/A, medians: CPU per event %.3f\n", median(cpu, "B", n["B"]) / median(cpu, "A", n["A"])
+        }' "$WORK/rows.tsv"
+    exit 0
+fi
+
 run rsyslog-tcp rsyslog syslog-tcp rsyslog --count "$COUNT" --duration "$RUN_SECS"
 run rsyslog-tls rsyslog syslog-tls rsyslog --count "$COUNT" --duration "$RUN_SECS"
 run rsyslog-relp rsyslog relp-tls rsyslog --count "$COUNT" --duration "$RUN_SECS" --window 1024
