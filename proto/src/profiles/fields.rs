@@ -269,7 +269,8 @@ fn dotted_quad(text: &[u8]) -> Option<Ipv4Addr> {
     for &b in text {
         match b {
             b'0'..=b'9' => {
-                // A second digit after a leading zero, a fourth digit, or over 255.
+                // A digit after a leading zero, or a fourth digit (over 255 is refused at
+                // the dot or the end).
                 if (digits == 1 && value == 0) || digits == 3 {
                     return None;
                 }
