@@ -115,10 +115,13 @@ impl EpochKey {
 
     /// `HMAC(K_e, prev ‖ seq ‖ digest)`.
     pub fn mac(&self, prev: &Mac, seq: u64, digest: &Digest) -> Mac {
+        // One update of the whole message: the hasher's buffering runs once, not three times.
+        let mut message = [0u8; 32 + 8 + 32];
+        message[..32].copy_from_slice(prev);
+        message[32..40].copy_from_slice(&seq.to_be_bytes());
+        message[40..].copy_from_slice(digest);
         let mut h = self.keyed.clone();
-        h.update(prev);
-        h.update(&seq.to_be_bytes());
-        h.update(digest);
+        h.update(&message);
         h.finalize().into_bytes().into()
     }
 }
@@ -307,5 +310,29 @@ impl ChainWriter {
         self.key.ratchet();
         self.head.epoch = self.key.epoch();
         (bytes, link)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_is_the_hmac_of_prev_seq_and_digest_as_specified() {
+        let key = EpochKey::new(0, [7; 32]);
+        for (prev, seq, digest) in [
+            ([0u8; 32], 0u64, [0u8; 32]),
+            ([0xa5; 32], 1, [0x5a; 32]),
+            ([1; 32], u64::MAX, [2; 32]),
+            ([3; 32], 0x0102_0304_0506_0708, [4; 32]),
+        ] {
+            // `mac_i = HMAC-SHA256(K_epoch, mac_{i-1} ‖ seq_i ‖ digest_i)`, seq big-endian.
+            let mut h = <HmacSha256 as KeyInit>::new_from_slice(&[7; 32]).expect("any key");
+            h.update(&prev);
+            h.update(&seq.to_be_bytes());
+            h.update(&digest);
+            let expected: Mac = h.finalize().into_bytes().into();
+            assert_eq!(key.mac(&prev, seq, &digest), expected, "seq {seq}");
+        }
     }
 }
