@@ -427,10 +427,25 @@ pub(crate) struct Dedup {
 }
 
 struct DedupInner {
-    /// (source, id) → durable?
-    ids: HashMap<(String, String), bool>,
+    /// [`pair_key`] of (source, id) → durable?
+    ids: HashMap<Arc<str>, bool>,
     /// Insertion order and time, for eviction.
-    order: VecDeque<((String, String), OffsetDateTime)>,
+    order: VecDeque<(Arc<str>, OffsetDateTime)>,
+    /// Where lookups build their key: no allocation per lookup.
+    scratch: String,
+}
+
+/// One key for a (source, id) pair, so that a lookup hashes one text and allocates
+/// nothing: the source's length, a colon, the source, the id. The length makes it
+/// unambiguous whatever either holds.
+fn pair_key<'k>(scratch: &'k mut String, source: &str, id: &str) -> &'k str {
+    use std::fmt::Write as _;
+    scratch.clear();
+    // Writing into a String cannot fail.
+    let _ = write!(scratch, "{}:", source.len());
+    scratch.push_str(source);
+    scratch.push_str(id);
+    scratch
 }
 
 impl Dedup {
@@ -439,6 +454,7 @@ impl Dedup {
             inner: Arc::new(Mutex::new(DedupInner {
                 ids: HashMap::new(),
                 order: VecDeque::new(),
+                scratch: String::new(),
             })),
             window: time::Duration::try_from(window).unwrap_or(time::Duration::HOUR),
             max,
@@ -451,12 +467,12 @@ impl Dedup {
 
     fn evict(&self, inner: &mut DedupInner, now: OffsetDateTime) {
         while let Some((key, at)) = inner.order.front() {
-            let expired = *at + self.window < now || inner.order.len() > self.max;
-            if !expired {
+            let over_max = inner.order.len() > self.max;
+            if !over_max && *at + self.window >= now {
                 break;
             }
             // Pending ids are never evicted from under their request.
-            if inner.ids.get(key) == Some(&false) && inner.order.len() <= self.max {
+            if !over_max && inner.ids.get(key) == Some(&false) {
                 break;
             }
             if let Some((key, _)) = inner.order.pop_front() {
@@ -466,13 +482,15 @@ impl Dedup {
     }
 
     pub(crate) fn claim(&self, source: &str, id: &str, now: OffsetDateTime) -> Claim {
-        let mut inner = self.lock();
-        self.evict(&mut inner, now);
-        let key = (source.to_owned(), id.to_owned());
-        match inner.ids.get(&key) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        self.evict(inner, now);
+        let key = pair_key(&mut inner.scratch, source, id);
+        match inner.ids.get(key) {
             Some(true) => Claim::Stored,
             Some(false) => Claim::InProgress,
             None => {
+                let key: Arc<str> = Arc::from(key);
                 inner.ids.insert(key.clone(), false);
                 inner.order.push_back((key, now));
                 Claim::New
@@ -481,20 +499,23 @@ impl Dedup {
     }
 
     pub(crate) fn stored(&self, source: &str, ids: &[String]) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         for id in ids {
-            if let Some(durable) = inner.ids.get_mut(&(source.to_owned(), id.clone())) {
+            let key = pair_key(&mut inner.scratch, source, id);
+            if let Some(durable) = inner.ids.get_mut(key) {
                 *durable = true;
             }
         }
     }
 
     pub(crate) fn release(&self, source: &str, id: &str) {
-        let mut inner = self.lock();
-        let key = (source.to_owned(), id.to_owned());
-        if inner.ids.get(&key) == Some(&false) {
-            inner.ids.remove(&key);
-            inner.order.retain(|(k, _)| *k != key);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let key = pair_key(&mut inner.scratch, source, id);
+        if inner.ids.get(key) == Some(&false) {
+            inner.ids.remove(key);
+            inner.order.retain(|(k, _)| **k != *key);
         }
     }
 
@@ -526,13 +547,14 @@ impl Dedup {
             let Ok(Id { id }) = serde_json::from_slice::<Id>(&e.raw) else {
                 continue;
             };
-            let mut inner = self.lock();
-            let key = (e.source, id);
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            let key: Arc<str> = Arc::from(pair_key(&mut inner.scratch, &e.source, &id));
             if inner.ids.insert(key.clone(), true).is_none() {
                 inner.order.push_back((key, e.received_at));
                 found += 1;
             }
-            self.evict(&mut inner, now);
+            self.evict(inner, now);
         }
         found
     }
@@ -568,5 +590,22 @@ mod tests {
         // Past the window, ids are forgotten.
         let later = t0 + time::Duration::minutes(2);
         assert_eq!(dedup.claim("s", "a", later), Claim::New);
+    }
+
+    #[test]
+    fn pairs_never_collide_and_the_oldest_go_past_the_cap() {
+        let dedup = Dedup::new(Duration::from_secs(60), 2);
+        let t0 = datetime!(2026-03-01 9:00 UTC);
+        // The same text once joined: two pairs all the same.
+        assert_eq!(dedup.claim("ab", "c", t0), Claim::New);
+        assert_eq!(dedup.claim("a", "bc", t0), Claim::New);
+        assert_eq!(dedup.claim("a", "bc", t0), Claim::InProgress);
+        dedup.stored("ab", &["c".to_owned()]);
+        dedup.stored("a", &["bc".to_owned()]);
+        assert_eq!(dedup.claim("ab", "c", t0), Claim::Stored);
+        // A third id goes over the cap of two: the oldest is forgotten.
+        assert_eq!(dedup.claim("s", "x", t0), Claim::New);
+        assert_eq!(dedup.claim("ab", "c", t0), Claim::New);
+        assert_eq!(dedup.claim("a", "bc", t0), Claim::New);
     }
 }
