@@ -8,7 +8,8 @@
 #   KEEP=1 benches/compare.sh             # keep the work directory (configs, logs, JSON)
 #   AB_A=old/collector AB_B=new/collector AB_ROUNDS=5 benches/compare.sh
 #                                         # A/B of two collector builds: only the syslog/TLS
-#                                         # run (3), A and B alternated AB_ROUNDS times
+#                                         # run (3), A and B alternated AB_ROUNDS times;
+#                                         # AB_PROTO=relp-tls or https for run 4 or 5 instead
 #
 # Needs: rsyslog with rsyslog-gnutls and rsyslog-relp (Debian packages; /usr/sbin/rsyslogd and
 # its imptcp, imtcp + gtls, imrelp and omfile modules
@@ -376,15 +377,22 @@ run() {
 # makes their difference readable.
 if [[ -n ${AB_A:-}${AB_B:-} ]]; then
     [[ -x ${AB_A:-} && -x ${AB_B:-} ]] || die "AB_A and AB_B must both name collector executables"
+    AB_PROTO=${AB_PROTO:-syslog-tls}
+    case $AB_PROTO in
+    syslog-tls) ab_run=(syslog-tls tls) ;;
+    relp-tls) ab_run=(relp-tls relp --window 1024) ;;
+    https) ab_run=(https https --batch 500) ;;
+    *) die "AB_PROTO is syslog-tls, relp-tls or https, not $AB_PROTO" ;;
+    esac
     for round in $(seq "${AB_ROUNDS:-5}"); do
         for side in A B; do
             bin=AB_$side
             COLLECTOR=${!bin}
-            run "ab-$side-$round" collector syslog-tls tls --count "$COUNT" --duration "$RUN_SECS"
+            run "ab-$side-$round" collector "${ab_run[@]:0:2}" --count "$COUNT" --duration "$RUN_SECS" "${ab_run[@]:2}"
         done
     done
     echo
-    echo "== A/B over syslog/TLS, $COUNT events, 4 connections, ${AB_ROUNDS:-5} rounds, $(date -u +%FT%TZ)"
+    echo "== A/B over $AB_PROTO, $COUNT events, $CONNS connections, ${AB_ROUNDS:-5} rounds, $(date -u +%FT%TZ)"
     echo "   A: $AB_A"
     echo "   B: $AB_B"
     awk -F'\t' '
