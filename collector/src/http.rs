@@ -427,10 +427,15 @@ pub(crate) struct Dedup {
 }
 
 struct DedupInner {
-    /// [`pair_key`] of (source, id) → durable?
-    ids: HashMap<Arc<str>, bool>,
-    /// Insertion order and time, for eviction.
-    order: VecDeque<(Arc<str>, OffsetDateTime)>,
+    /// [`pair_key`] of (source, id) → (durable?, the claim's number).
+    ids: HashMap<Arc<str>, (bool, u64)>,
+    /// Claims in order, with their time and number, for eviction. A released claim leaves
+    /// its line here (removing it would scan the whole queue under the lock, once per
+    /// refused event); eviction drops such lines without touching a later claim of the
+    /// same id, which has another number.
+    order: VecDeque<(Arc<str>, OffsetDateTime, u64)>,
+    /// The next claim's number.
+    next: u64,
     /// Where lookups build their key: no allocation per lookup.
     scratch: String,
 }
@@ -454,6 +459,7 @@ impl Dedup {
             inner: Arc::new(Mutex::new(DedupInner {
                 ids: HashMap::new(),
                 order: VecDeque::new(),
+                next: 0,
                 scratch: String::new(),
             })),
             window: time::Duration::try_from(window).unwrap_or(time::Duration::HOUR),
@@ -466,19 +472,31 @@ impl Dedup {
     }
 
     fn evict(&self, inner: &mut DedupInner, now: OffsetDateTime) {
-        while let Some((key, at)) = inner.order.front() {
+        while let Some((key, at, number)) = inner.order.front() {
             let over_max = inner.order.len() > self.max;
             if !over_max && *at + self.window >= now {
                 break;
             }
+            let live = inner.ids.get(key).copied();
             // Pending ids are never evicted from under their request.
-            if !over_max && inner.ids.get(key) == Some(&false) {
+            if !over_max && live == Some((false, *number)) {
                 break;
             }
-            if let Some((key, _)) = inner.order.pop_front() {
+            let current = live.is_some_and(|(_, n)| n == *number);
+            if let Some((key, _, _)) = inner.order.pop_front()
+                && current
+            {
                 inner.ids.remove(&key);
             }
         }
+    }
+
+    /// Records a claim of `key`, durable or not.
+    fn remember(inner: &mut DedupInner, key: Arc<str>, durable: bool, at: OffsetDateTime) {
+        let number = inner.next;
+        inner.next += 1;
+        inner.ids.insert(key.clone(), (durable, number));
+        inner.order.push_back((key, at, number));
     }
 
     pub(crate) fn claim(&self, source: &str, id: &str, now: OffsetDateTime) -> Claim {
@@ -487,12 +505,11 @@ impl Dedup {
         self.evict(inner, now);
         let key = pair_key(&mut inner.scratch, source, id);
         match inner.ids.get(key) {
-            Some(true) => Claim::Stored,
-            Some(false) => Claim::InProgress,
+            Some((true, _)) => Claim::Stored,
+            Some((false, _)) => Claim::InProgress,
             None => {
                 let key: Arc<str> = Arc::from(key);
-                inner.ids.insert(key.clone(), false);
-                inner.order.push_back((key, now));
+                Self::remember(inner, key, false, now);
                 Claim::New
             }
         }
@@ -503,7 +520,7 @@ impl Dedup {
         let inner = &mut *guard;
         for id in ids {
             let key = pair_key(&mut inner.scratch, source, id);
-            if let Some(durable) = inner.ids.get_mut(key) {
+            if let Some((durable, _)) = inner.ids.get_mut(key) {
                 *durable = true;
             }
         }
@@ -513,9 +530,8 @@ impl Dedup {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let key = pair_key(&mut inner.scratch, source, id);
-        if inner.ids.get(key) == Some(&false) {
+        if inner.ids.get(key).is_some_and(|(durable, _)| !durable) {
             inner.ids.remove(key);
-            inner.order.retain(|(k, _)| **k != *key);
         }
     }
 
@@ -549,9 +565,10 @@ impl Dedup {
             };
             let mut guard = self.lock();
             let inner = &mut *guard;
-            let key: Arc<str> = Arc::from(pair_key(&mut inner.scratch, &e.source, &id));
-            if inner.ids.insert(key.clone(), true).is_none() {
-                inner.order.push_back((key, e.received_at));
+            let key = pair_key(&mut inner.scratch, &e.source, &id);
+            if !inner.ids.contains_key(key) {
+                let key: Arc<str> = Arc::from(key);
+                Self::remember(inner, key, true, e.received_at);
                 found += 1;
             }
             self.evict(inner, now);
@@ -607,5 +624,24 @@ mod tests {
         assert_eq!(dedup.claim("s", "x", t0), Claim::New);
         assert_eq!(dedup.claim("ab", "c", t0), Claim::New);
         assert_eq!(dedup.claim("a", "bc", t0), Claim::New);
+    }
+
+    #[test]
+    fn a_released_claim_never_evicts_a_later_claim_of_the_same_id() {
+        let dedup = Dedup::new(Duration::from_secs(60), 10);
+        let t0 = datetime!(2026-03-01 9:00 UTC);
+        assert_eq!(dedup.claim("s", "a", t0), Claim::New);
+        dedup.release("s", "a");
+        let t1 = t0 + time::Duration::seconds(50);
+        assert_eq!(dedup.claim("s", "a", t1), Claim::New);
+        // The first claim's line expires: the second claim, pending, stays.
+        let t2 = t0 + time::Duration::seconds(70);
+        assert_eq!(dedup.claim("s", "b", t2), Claim::New);
+        assert_eq!(dedup.claim("s", "a", t2), Claim::InProgress);
+        dedup.stored("s", &["a".to_owned()]);
+        assert_eq!(dedup.claim("s", "a", t2), Claim::Stored);
+        // And it goes once its own window is over.
+        let t3 = t1 + time::Duration::seconds(61);
+        assert_eq!(dedup.claim("s", "a", t3), Claim::New);
     }
 }
