@@ -99,12 +99,14 @@ impl<'a> Pairs<'a> {
         Pairs { pairs }
     }
 
+    /// The first value of `key`, as the message holds it.
+    fn first(&self, key: &str) -> Option<&Cow<'a, str>> {
+        self.pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
     /// The first value of `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_ref())
+        self.first(key).map(Cow::as_ref)
     }
 
     /// The first value of `key`, unless empty or a placeholder (`N/A`, `-`).
@@ -114,8 +116,7 @@ impl<'a> Pairs<'a> {
 
     /// Like [`Pairs::value`], borrowed from the message unless the value had escapes.
     pub(crate) fn text(&self, key: &str) -> Option<Cow<'a, str>> {
-        let (_, value) = self.pairs.iter().find(|(k, _)| *k == key)?;
-        present_cow(value)
+        self.first(key).and_then(present_cow)
     }
 }
 

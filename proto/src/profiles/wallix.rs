@@ -38,7 +38,7 @@
 
 use crate::model::EventKind;
 
-use super::fields::{Pairs, factor_from_source_name, parse_endpoint, parse_time};
+use super::fields::{Pairs, factor_from_source_name, lowercase, parse_endpoint, parse_time};
 use super::{Input, Mapped};
 
 /// The profile's name.
@@ -72,7 +72,7 @@ pub fn map<'a>(input: &Input<'a>) -> Option<Mapped<'a>> {
     m.vendor = p.text("vendor");
     m.account = p.text("account");
     m.target = p.text("target");
-    m.protocol = p.value("protocol").map(|p| p.to_ascii_lowercase().into());
+    m.protocol = p.text("protocol").map(lowercase);
     m.source_addr = p
         .value("client_ip")
         .and_then(parse_endpoint)
