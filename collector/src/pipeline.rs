@@ -17,10 +17,11 @@
 //! chain keeps each connection's arrival order. A failed journal (poisoned) is fatal: the
 //! error reaches every waiting connection and the server's fatal token is cancelled.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use store::journal::{Journal, JournalError, PendingEntry};
+use store::journal::{Journal, JournalError, PendingEntry, Spent};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +38,9 @@ pub enum PipelineError {
     Closed,
 }
 
-type Reply = oneshot::Sender<Result<(), PipelineError>>;
+/// A chunk's answer, with its entries for the connection to free (see [`Spent`]).
+type Answer = (Result<(), PipelineError>, Option<Spent>);
+type Reply = oneshot::Sender<Answer>;
 
 struct Job {
     entries: Vec<PendingEntry>,
@@ -63,19 +66,41 @@ impl std::fmt::Debug for Pipeline {
 /// The answer to a submitted batch: resolves once every chunk is durable.
 #[derive(Debug)]
 pub struct Durable {
-    chunks: Vec<oneshot::Receiver<Result<(), PipelineError>>>,
+    chunks: VecDeque<oneshot::Receiver<Answer>>,
 }
 
 impl Durable {
     /// Waits until the whole batch is durable.
     ///
+    /// The entries are freed here, on the connection's thread, where they were allocated.
+    ///
     /// # Errors
     /// The first chunk's error.
     pub async fn wait(self) -> Result<(), PipelineError> {
         for chunk in self.chunks {
-            chunk.await.unwrap_or(Err(PipelineError::Closed))?;
+            let (result, _entries) = chunk.await.unwrap_or((Err(PipelineError::Closed), None));
+            result?;
         }
         Ok(())
+    }
+
+    /// The batch's outcome if every chunk has been answered; `None` while one has not.
+    ///
+    /// # Errors
+    /// The first chunk's error (inside the `Some`).
+    pub fn try_wait(&mut self) -> Option<Result<(), PipelineError>> {
+        while let Some(chunk) = self.chunks.front_mut() {
+            let (result, _entries) = match chunk.try_recv() {
+                Ok(answer) => answer,
+                Err(oneshot::error::TryRecvError::Empty) => return None,
+                Err(oneshot::error::TryRecvError::Closed) => (Err(PipelineError::Closed), None),
+            };
+            self.chunks.pop_front();
+            if let Err(e) = result {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(()))
     }
 }
 
@@ -115,7 +140,7 @@ impl Pipeline {
         entries: Vec<PendingEntry>,
         received: Instant,
     ) -> Result<Durable, PipelineError> {
-        let mut chunks = Vec::new();
+        let mut chunks = VecDeque::new();
         let mut rest = entries.into_iter().peekable();
         while rest.peek().is_some() {
             let mut chunk = Vec::new();
@@ -144,7 +169,7 @@ impl Pipeline {
             self.metrics
                 .queue_depth
                 .set((self.tx.max_capacity() - self.tx.capacity()) as i64);
-            chunks.push(answer);
+            chunks.push_back(answer);
         }
         Ok(Durable { chunks })
     }
@@ -163,7 +188,9 @@ fn submitter(
         let latency = metrics.ack_latency.clone();
         let received = job.received;
         let fatal_in_callback = fatal.clone();
-        let submitted = journal.submit(job.entries, move |result| {
+        // The entries go back with the answer, to be freed by the connection that
+        // allocated them rather than by the writer thread.
+        let submitted = journal.submit_returning(job.entries, move |result, entries| {
             latency.observe(received.elapsed().as_secs_f64());
             let reply = result.map(|_| ()).map_err(|e| {
                 fatal_in_callback.cancel();
@@ -174,7 +201,7 @@ fn submitter(
                 .unwrap_or_else(PoisonError::into_inner)
                 .take();
             if let Some(done) = done {
-                let _ = done.send(reply);
+                let _ = done.send((reply, Some(entries)));
             }
         });
         if let Err(e) = submitted {
@@ -188,9 +215,77 @@ fn submitter(
             }
             let done = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(done) = done {
-                let _ = done.send(Err(PipelineError::Journal(Arc::new(e))));
+                let _ = done.send((Err(PipelineError::Journal(Arc::new(e))), None));
             }
         }
     }
     metrics.queue_depth.set(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proto::profiles::Profile;
+    use store::journal::JournalConfig;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::ingest::{Source, accept};
+
+    fn entries(n: usize) -> Vec<PendingEntry> {
+        let source = Source {
+            name: "bastion.chu-x.fr".into(),
+            tenants: vec!["CHU-X".into()],
+            default_tenant: "CHU-X".into(),
+            profiles: Profile::builtins(),
+        };
+        let ctx =
+            proto::syslog::ParseContext::europe_paris(OffsetDateTime::now_utc()).expect("zone");
+        (0..n)
+            .map(|i| {
+                let raw = format!(
+                    "<86>1 2026-03-01T10:00:0{i}+01:00 bastion sshd 812 - - Accepted publickey for alice from 203.0.113.7 port 5112{i} ssh2"
+                );
+                accept(raw.as_bytes(), &source, &ctx).expect("accepted").entry
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn try_wait_answers_once_every_chunk_is_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        store::journal::init(dir.path()).expect("init");
+        let mut config = JournalConfig::new(dir.path());
+        config.seal_interval = None;
+        let (journal, _) = Journal::open(config).expect("open");
+        let reader = journal.reader();
+        let metrics = Metrics::new().expect("metrics");
+        // Two entries per chunk: five entries make three chunks.
+        let (pipeline, submitter) =
+            Pipeline::start(journal, 4, 2, 1 << 20, metrics, CancellationToken::new());
+        let mut durable = pipeline
+            .submit(entries(5), Instant::now())
+            .await
+            .expect("submitted");
+        assert_eq!(durable.chunks.len(), 3);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let answered = loop {
+            if let Some(answered) = durable.try_wait() {
+                break answered;
+            }
+            assert!(Instant::now() < deadline, "not durable within 10 s");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        answered.expect("durable");
+        assert!(durable.chunks.is_empty(), "every chunk's answer was taken");
+        assert!(matches!(durable.try_wait(), Some(Ok(()))));
+        assert_eq!(
+            reader.scan_seq(0..=u64::MAX).count(),
+            5,
+            "all five are in the journal"
+        );
+        drop(pipeline);
+        submitter.await.expect("submitter ends");
+    }
 }

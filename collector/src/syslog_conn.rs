@@ -149,6 +149,12 @@ where
             }
             inflight.push_back(ctx.pipeline.submit(batch, received).await?);
         }
+        // Batches already durable are let go after each read, freeing their entries, rather
+        // than only once the window is full.
+        while let Some(answered) = inflight.front_mut().and_then(Durable::try_wait) {
+            inflight.pop_front();
+            answered?;
+        }
         if let Some(e) = fatal {
             break Err(e);
         }

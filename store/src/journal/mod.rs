@@ -137,6 +137,7 @@ pub use format::MAX_ENTRY_BYTES_LIMIT;
 pub use keys::{VerifierKeys, init};
 pub use reader::{JournalReader, Scan};
 pub use retention::DroppedSegments;
+pub use writer::Spent;
 
 use error::io;
 use files::{DATA_MODE, LOCK_FILE};
@@ -524,10 +525,23 @@ impl Journal {
         batch: Vec<PendingEntry>,
         done: impl FnOnce(Result<Vec<Link>, JournalError>) + Send + 'static,
     ) -> Result<(), JournalError> {
+        self.submit_returning(batch, move |result, _entries| done(result))
+    }
+
+    /// As [`Journal::submit`], and `done` is also handed the batch's entries, for the
+    /// appender to drop on its own thread (see [`Spent`]).
+    ///
+    /// # Errors
+    /// As [`Journal::submit`].
+    pub fn submit_returning(
+        &self,
+        batch: Vec<PendingEntry>,
+        done: impl FnOnce(Result<Vec<Link>, JournalError>, Spent) + Send + 'static,
+    ) -> Result<(), JournalError> {
         self.check_open()?;
         let entries = self.prepare(batch)?;
         if entries.is_empty() {
-            done(Ok(Vec::new()));
+            done(Ok(Vec::new()), Spent(entries));
             return Ok(());
         }
         self.send(Request::Append {

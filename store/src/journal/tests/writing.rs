@@ -152,21 +152,59 @@ fn pending_requests_of_a_poisoned_batch_all_fail() {
     for i in 0..20 {
         let tx = tx.clone();
         if journal
-            .submit(vec![pending(i, base_time())], move |r| {
-                tx.send(r.is_err()).unwrap()
-            })
+            .submit_returning(
+                vec![pending(i, base_time()), pending(i, base_time())],
+                move |r, spent| tx.send((r.is_err(), spent.len())).unwrap(),
+            )
             .is_err()
         {
             break;
         }
     }
     drop(tx);
-    let answers: Vec<bool> = rx.iter().collect();
+    let answers: Vec<(bool, usize)> = rx.iter().collect();
     assert!(!answers.is_empty());
     assert!(
-        answers.iter().all(|&failed| failed),
+        answers.iter().all(|&(failed, _)| failed),
         "no request acknowledged after the failure"
     );
+    assert!(
+        answers.iter().all(|&(_, entries)| entries == 2),
+        "a failed batch's entries come back too: {answers:?}"
+    );
+}
+
+#[test]
+fn submit_returning_hands_back_each_batch_with_its_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = init(dir.path()).unwrap();
+    let (journal, _) = Journal::open(small_config(dir.path(), 16 << 10)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    for size in [1_u64, 3, 0, 2] {
+        let tx = tx.clone();
+        let batch = (0..size).map(|i| pending(i, base_time())).collect();
+        journal
+            .submit_returning(batch, move |r, spent| {
+                let seqs: Vec<u64> = r.unwrap().iter().map(|l| l.seq).collect();
+                tx.send((seqs, spent.len())).unwrap();
+            })
+            .unwrap();
+    }
+    drop(tx);
+    // The empty batch is answered by submit_returning itself, maybe before the others.
+    let mut answers: Vec<_> = rx.iter().collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        vec![
+            (vec![], 0),
+            (vec![0], 1),
+            (vec![1, 2, 3], 3),
+            (vec![4, 5], 2)
+        ]
+    );
+    journal.close().unwrap();
+    assert_chain_intact(dir.path(), &keys);
 }
 
 #[test]
