@@ -141,22 +141,7 @@ impl Pipeline {
         received: Instant,
     ) -> Result<Durable, PipelineError> {
         let mut chunks = VecDeque::new();
-        let mut rest = entries.into_iter().peekable();
-        while rest.peek().is_some() {
-            let mut chunk = Vec::new();
-            let mut bytes = 0;
-            while let Some(next) = rest.peek() {
-                let len = next.canonical.len();
-                if !chunk.is_empty()
-                    && (chunk.len() >= self.max_batch_entries || bytes + len > self.max_batch_bytes)
-                {
-                    break;
-                }
-                bytes += len;
-                if let Some(e) = rest.next() {
-                    chunk.push(e);
-                }
-            }
+        for chunk in split(entries, self.max_batch_entries, self.max_batch_bytes) {
             let (done, answer) = oneshot::channel();
             self.tx
                 .send(Job {
@@ -173,6 +158,37 @@ impl Pipeline {
         }
         Ok(Durable { chunks })
     }
+}
+
+/// Splits a batch into chunks within the journal's caps, in order; a single entry over
+/// `max_bytes` makes a chunk of its own (the journal judges it). A batch within the caps,
+/// the usual case, is returned as it is, without moving its entries.
+fn split(
+    mut entries: Vec<PendingEntry>,
+    max_entries: usize,
+    max_bytes: usize,
+) -> Vec<Vec<PendingEntry>> {
+    let mut starts = Vec::new();
+    let (mut count, mut bytes) = (0, 0);
+    for (i, e) in entries.iter().enumerate() {
+        let len = e.canonical.len();
+        if count > 0 && (count >= max_entries || bytes + len > max_bytes) {
+            starts.push(i);
+            (count, bytes) = (0, 0);
+        }
+        count += 1;
+        bytes += len;
+    }
+    // Split from the end, so that each entry is moved at most once.
+    let mut chunks = Vec::with_capacity(starts.len() + 1);
+    for &at in starts.iter().rev() {
+        chunks.push(entries.split_off(at));
+    }
+    if !entries.is_empty() {
+        chunks.push(entries);
+    }
+    chunks.reverse();
+    chunks
 }
 
 fn submitter(
@@ -250,6 +266,41 @@ mod tests {
                 accept(raw.as_bytes(), &source, &ctx).expect("accepted").entry
             })
             .collect()
+    }
+
+    #[test]
+    fn split_keeps_order_within_the_caps() {
+        let sized = |lens: &[usize]| -> Vec<PendingEntry> {
+            lens.iter()
+                .map(|&len| PendingEntry {
+                    canonical: vec![0; len],
+                    received_at: OffsetDateTime::UNIX_EPOCH,
+                })
+                .collect()
+        };
+        let lens = |chunks: Vec<Vec<PendingEntry>>| -> Vec<Vec<usize>> {
+            chunks
+                .iter()
+                .map(|c| c.iter().map(|e| e.canonical.len()).collect())
+                .collect()
+        };
+        assert!(split(Vec::new(), 2, 100).is_empty());
+        // Within the caps: one chunk, the same vector.
+        let batch = sized(&[1, 2, 3]);
+        let at = batch.as_ptr();
+        let chunks = split(batch, 3, 6);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].as_ptr(), at, "not moved");
+        // The entry cap.
+        assert_eq!(
+            lens(split(sized(&[1, 2, 3, 4, 5]), 2, 100)),
+            [vec![1, 2], vec![3, 4], vec![5]]
+        );
+        // The byte cap; an entry over it alone.
+        assert_eq!(
+            lens(split(sized(&[4, 5, 20, 1, 1, 9]), 10, 10)),
+            [vec![4, 5], vec![20], vec![1, 1], vec![9]]
+        );
     }
 
     #[tokio::test]

@@ -65,6 +65,7 @@ where
     let mut inflight: VecDeque<Durable> = VecDeque::new();
     let mut summary = Summary::default();
     let mut drain_until: Option<Instant> = None;
+    let mut last_batch = 0;
     let result = loop {
         let read = match drain_until {
             None => ctx.read(&mut stream, &mut buf).await,
@@ -95,7 +96,8 @@ where
         let (received_at, received) = now();
         let parse = ctx.parse_context(received_at);
         let mut tally = Tally::default();
-        let mut batch = Vec::new();
+        // Sized like the last read's batch: reads at full rate are alike.
+        let mut batch = Vec::with_capacity(last_batch);
         let mut consumed = 0;
         let mut fatal = None;
         loop {
@@ -140,6 +142,7 @@ where
         }
         ctx.count(&tally);
         buf.drain(..consumed.min(buf.len()));
+        last_batch = batch.len();
         if !batch.is_empty() {
             ctx.touch(received_at);
             while inflight.len() >= MAX_INFLIGHT {
