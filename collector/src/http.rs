@@ -19,8 +19,10 @@
 //! answered `duplicate` and not stored again; one still being stored by another request
 //! is answered `in_progress` (retry later). An id is remembered only once durable.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -304,17 +306,17 @@ async fn process(
                 )),
             ),
             Ok(item) => {
-                let status = if !in_batch.insert(item.id.clone()) {
-                    Some(Status::Duplicate)
+                let claim = if !in_batch.insert(item.id.clone()) {
+                    Err(Status::Duplicate)
                 } else {
                     match ctx.dedup.claim(source, &item.id, received_at) {
-                        Claim::New => None,
-                        Claim::Stored => Some(Status::Duplicate),
-                        Claim::InProgress => Some(Status::InProgress),
+                        Claim::New(number) => Ok(number),
+                        Claim::Stored => Err(Status::Duplicate),
+                        Claim::InProgress => Err(Status::InProgress),
                     }
                 };
-                match status {
-                    Some(status) => {
+                match claim {
+                    Err(status) => {
                         results.push(EventResult {
                             id: Some(item.id),
                             status,
@@ -322,7 +324,7 @@ async fn process(
                         });
                         continue;
                     }
-                    None => match ingest::accept_json(
+                    Ok(claim) => match ingest::accept_json(
                         text.as_bytes(),
                         &item,
                         &ctx.source,
@@ -335,11 +337,11 @@ async fn process(
                                 unmapped_total.inc();
                             }
                             entries.push(accepted.entry);
-                            claimed.push(item.id.clone());
+                            claimed.push(claim);
                             (Some(item.id), Ok(()))
                         }
                         Err(r) => {
-                            ctx.dedup.release(source, &item.id);
+                            ctx.dedup.release(claim);
                             (Some(item.id), Err((Some(r.reason()), r.to_string())))
                         }
                     },
@@ -380,11 +382,11 @@ async fn process(
             Err(e) => Err(e.to_string()),
         };
         match durable {
-            Ok(()) => ctx.dedup.stored(source, &claimed),
+            Ok(()) => ctx.dedup.stored(&claimed),
             Err(e) => {
                 tracing::error!(listener = LISTENER, peer = %ctx.peer, %source, error = %e, "batch not durable");
-                for id in &claimed {
-                    ctx.dedup.release(source, id);
+                for &number in &claimed {
+                    ctx.dedup.release(number);
                 }
                 for r in results.iter_mut().filter(|r| r.status == Status::Stored) {
                     r.status = Status::Failed;
@@ -410,8 +412,9 @@ async fn process(
 /// What the dedup memory says of an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Claim {
-    /// Unknown: now claimed by the caller, who must call `stored` or `release`.
-    New,
+    /// Unknown: now claimed by the caller under this number, who must call `stored` or
+    /// `release` with it.
+    New(u64),
     /// Already durable.
     Stored,
     /// Being stored by another request.
@@ -426,23 +429,93 @@ pub(crate) struct Dedup {
     max: usize,
 }
 
+/// Where a claim stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Its request is storing it.
+    Pending,
+    /// Durable: a retry is a duplicate.
+    Durable,
+    /// Given up by its request (refused, or not made durable): the id is free again.
+    Released,
+}
+
+/// One claim, in the order claims were made.
+struct Line {
+    /// Its key's hash: eviction finds the claim in `ids` without reading the key again.
+    hash: u64,
+    at: OffsetDateTime,
+    held: Held,
+}
+
+/// A key in `ids`: its text, its current claim's number, its hash.
+struct Known {
+    key: Box<str>,
+    number: u64,
+    hash: u64,
+}
+
 struct DedupInner {
-    /// [`pair_key`] of (source, id) → (durable?, the claim's number).
-    ids: HashMap<Arc<str>, (bool, u64)>,
-    /// Claims in order, with their time and number, for eviction. A released claim leaves
-    /// its line here (removing it would scan the whole queue under the lock, once per
-    /// refused event); eviction drops such lines without touching a later claim of the
-    /// same id, which has another number.
-    order: VecDeque<(Arc<str>, OffsetDateTime, u64)>,
-    /// The next claim's number.
-    next: u64,
-    /// Where lookups build their key: no allocation per lookup.
+    /// [`pair_key`] of (source, id) with the number of its current claim. Every number
+    /// here has its line in `order`, not released. SipHash with a random key: ids come
+    /// from the network.
+    ids: hashbrown::HashTable<Known>,
+    hasher: RandomState,
+    /// Claims in order of their numbers, `front` first: a claim's line is found from its
+    /// number without hashing (`stored` and `release`), and eviction pops the oldest. A
+    /// released claim keeps its line until it reaches the front.
+    order: VecDeque<Line>,
+    /// The number of `order`'s first line.
+    front: u64,
+    /// Where a claim's key is built: allocated only for a new id.
     scratch: String,
 }
 
-/// One key for a (source, id) pair, so that a lookup hashes one text and allocates
-/// nothing: the source's length, a colon, the source, the id. The length makes it
-/// unambiguous whatever either holds.
+impl DedupInner {
+    fn line(&mut self, number: u64) -> Option<&mut Line> {
+        let at = usize::try_from(number.checked_sub(self.front)?).ok()?;
+        self.order.get_mut(at)
+    }
+
+    /// Claims (source, id) (durable or not) unless it is known; returns the known claim's
+    /// state or the new claim's number. One hash of the key either way.
+    fn claim(
+        &mut self,
+        source: &str,
+        id: &str,
+        held: Held,
+        at: OffsetDateTime,
+    ) -> Result<u64, Held> {
+        let number = self.front + self.order.len() as u64;
+        let key = pair_key(&mut self.scratch, source, id);
+        let hash = self.hasher.hash_one(key);
+        match self.ids.entry(hash, |k| *k.key == *key, |k| k.hash) {
+            hashbrown::hash_table::Entry::Occupied(known) => {
+                let known = known.get().number;
+                Err(self.line(known).map_or(Held::Released, |l| l.held))
+            }
+            hashbrown::hash_table::Entry::Vacant(free) => {
+                free.insert(Known {
+                    key: Box::from(key),
+                    number,
+                    hash,
+                });
+                self.order.push_back(Line { hash, at, held });
+                Ok(number)
+            }
+        }
+    }
+
+    /// Forgets claim `number`, whose line has `hash`: found by number, no key compared.
+    fn forget(&mut self, hash: u64, number: u64) {
+        if let Ok(known) = self.ids.find_entry(hash, |k| k.number == number) {
+            known.remove();
+        }
+    }
+}
+
+/// One key for a (source, id) pair, so that a lookup hashes one text: the source's length,
+/// a colon, the source, the id. The length makes it unambiguous whatever either holds.
 fn pair_key<'k>(scratch: &'k mut String, source: &str, id: &str) -> &'k str {
     use std::fmt::Write as _;
     scratch.clear();
@@ -457,9 +530,10 @@ impl Dedup {
     pub(crate) fn new(window: Duration, max: usize) -> Dedup {
         Dedup {
             inner: Arc::new(Mutex::new(DedupInner {
-                ids: HashMap::new(),
+                ids: hashbrown::HashTable::new(),
+                hasher: RandomState::new(),
                 order: VecDeque::new(),
-                next: 0,
+                front: 0,
                 scratch: String::new(),
             })),
             window: time::Duration::try_from(window).unwrap_or(time::Duration::HOUR),
@@ -471,68 +545,61 @@ impl Dedup {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Forgets the claims past the window, and the oldest past the cap; a pending claim
+    /// within the cap is never evicted from under its request.
     fn evict(&self, inner: &mut DedupInner, now: OffsetDateTime) {
-        while let Some((key, at, number)) = inner.order.front() {
+        while let Some(line) = inner.order.front() {
             let over_max = inner.order.len() > self.max;
-            if !over_max && *at + self.window >= now {
+            if !over_max && (line.at + self.window >= now || line.held == Held::Pending) {
                 break;
             }
-            let live = inner.ids.get(key).copied();
-            // Pending ids are never evicted from under their request.
-            if !over_max && live == Some((false, *number)) {
-                break;
-            }
-            let current = live.is_some_and(|(_, n)| n == *number);
-            if let Some((key, _, _)) = inner.order.pop_front()
-                && current
-            {
-                inner.ids.remove(&key);
+            if let Some(line) = inner.order.pop_front() {
+                // A released line is no longer in `ids`.
+                if line.held != Held::Released {
+                    inner.forget(line.hash, inner.front);
+                }
+                inner.front += 1;
             }
         }
-    }
-
-    /// Records a claim of `key`, durable or not.
-    fn remember(inner: &mut DedupInner, key: Arc<str>, durable: bool, at: OffsetDateTime) {
-        let number = inner.next;
-        inner.next += 1;
-        inner.ids.insert(key.clone(), (durable, number));
-        inner.order.push_back((key, at, number));
     }
 
     pub(crate) fn claim(&self, source: &str, id: &str, now: OffsetDateTime) -> Claim {
         let mut guard = self.lock();
         let inner = &mut *guard;
         self.evict(inner, now);
-        let key = pair_key(&mut inner.scratch, source, id);
-        match inner.ids.get(key) {
-            Some((true, _)) => Claim::Stored,
-            Some((false, _)) => Claim::InProgress,
-            None => {
-                let key: Arc<str> = Arc::from(key);
-                Self::remember(inner, key, false, now);
-                Claim::New
+        match inner.claim(source, id, Held::Pending, now) {
+            Ok(number) => Claim::New(number),
+            Err(Held::Durable) => Claim::Stored,
+            Err(_) => Claim::InProgress,
+        }
+    }
+
+    /// Marks these claims durable (the numbers `claim` gave).
+    pub(crate) fn stored(&self, claims: &[u64]) {
+        let mut inner = self.lock();
+        for &number in claims {
+            // A claim evicted past the cap meanwhile is gone: nothing to mark.
+            if let Some(line) = inner.line(number)
+                && line.held == Held::Pending
+            {
+                line.held = Held::Durable;
             }
         }
     }
 
-    pub(crate) fn stored(&self, source: &str, ids: &[String]) {
+    /// Gives up a claim: its id may be claimed again.
+    pub(crate) fn release(&self, number: u64) {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        for id in ids {
-            let key = pair_key(&mut inner.scratch, source, id);
-            if let Some((durable, _)) = inner.ids.get_mut(key) {
-                *durable = true;
-            }
+        let Some(line) = inner.line(number) else {
+            return;
+        };
+        if line.held != Held::Pending {
+            return;
         }
-    }
-
-    pub(crate) fn release(&self, source: &str, id: &str) {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let key = pair_key(&mut inner.scratch, source, id);
-        if inner.ids.get(key).is_some_and(|(durable, _)| !durable) {
-            inner.ids.remove(key);
-        }
+        line.held = Held::Released;
+        let hash = line.hash;
+        inner.forget(hash, number);
     }
 
     /// Remembers the ids of the events received through this API in the last window,
@@ -565,10 +632,10 @@ impl Dedup {
             };
             let mut guard = self.lock();
             let inner = &mut *guard;
-            let key = pair_key(&mut inner.scratch, &e.source, &id);
-            if !inner.ids.contains_key(key) {
-                let key: Arc<str> = Arc::from(key);
-                Self::remember(inner, key, true, e.received_at);
+            if inner
+                .claim(&e.source, &id, Held::Durable, e.received_at)
+                .is_ok()
+            {
                 found += 1;
             }
             self.evict(inner, now);
@@ -583,30 +650,34 @@ mod tests {
 
     use super::*;
 
+    /// The number of a new claim; panics on any other answer.
+    fn new_claim(dedup: &Dedup, source: &str, id: &str, at: OffsetDateTime) -> u64 {
+        match dedup.claim(source, id, at) {
+            Claim::New(number) => number,
+            other => panic!("{source}/{id}: {other:?}"),
+        }
+    }
+
     #[test]
     fn ids_are_claimed_stored_released_and_forgotten() {
         let dedup = Dedup::new(Duration::from_secs(60), 3);
         let t0 = datetime!(2026-03-01 9:00 UTC);
-        assert_eq!(dedup.claim("s", "a", t0), Claim::New);
+        let a = new_claim(&dedup, "s", "a", t0);
         assert_eq!(dedup.claim("s", "a", t0), Claim::InProgress);
-        assert_eq!(
-            dedup.claim("other", "a", t0),
-            Claim::New,
-            "ids are per source"
-        );
-        dedup.stored("s", &["a".to_owned()]);
+        new_claim(&dedup, "other", "a", t0); // ids are per source
+        dedup.stored(&[a]);
         assert_eq!(dedup.claim("s", "a", t0), Claim::Stored);
-        assert_eq!(dedup.claim("s", "b", t0), Claim::New);
-        dedup.release("s", "b");
-        assert_eq!(
-            dedup.claim("s", "b", t0),
-            Claim::New,
-            "a failed id may be retried"
-        );
-        dedup.stored("s", &["b".to_owned()]);
+        let b = new_claim(&dedup, "s", "b", t0);
+        dedup.release(b);
+        // A failed id may be retried; releasing the old claim again changes nothing.
+        let b = new_claim(&dedup, "s", "b", t0);
+        dedup.release(b - 1);
+        assert_eq!(dedup.claim("s", "b", t0), Claim::InProgress);
+        dedup.stored(&[b]);
+        assert_eq!(dedup.claim("s", "b", t0), Claim::Stored);
         // Past the window, ids are forgotten.
         let later = t0 + time::Duration::minutes(2);
-        assert_eq!(dedup.claim("s", "a", later), Claim::New);
+        new_claim(&dedup, "s", "a", later);
     }
 
     #[test]
@@ -614,34 +685,50 @@ mod tests {
         let dedup = Dedup::new(Duration::from_secs(60), 2);
         let t0 = datetime!(2026-03-01 9:00 UTC);
         // The same text once joined: two pairs all the same.
-        assert_eq!(dedup.claim("ab", "c", t0), Claim::New);
-        assert_eq!(dedup.claim("a", "bc", t0), Claim::New);
+        let abc = new_claim(&dedup, "ab", "c", t0);
+        let a_bc = new_claim(&dedup, "a", "bc", t0);
         assert_eq!(dedup.claim("a", "bc", t0), Claim::InProgress);
-        dedup.stored("ab", &["c".to_owned()]);
-        dedup.stored("a", &["bc".to_owned()]);
+        dedup.stored(&[abc, a_bc]);
         assert_eq!(dedup.claim("ab", "c", t0), Claim::Stored);
         // A third id goes over the cap of two: the oldest is forgotten.
-        assert_eq!(dedup.claim("s", "x", t0), Claim::New);
-        assert_eq!(dedup.claim("ab", "c", t0), Claim::New);
-        assert_eq!(dedup.claim("a", "bc", t0), Claim::New);
+        new_claim(&dedup, "s", "x", t0);
+        new_claim(&dedup, "ab", "c", t0);
+        new_claim(&dedup, "a", "bc", t0);
     }
 
     #[test]
     fn a_released_claim_never_evicts_a_later_claim_of_the_same_id() {
         let dedup = Dedup::new(Duration::from_secs(60), 10);
         let t0 = datetime!(2026-03-01 9:00 UTC);
-        assert_eq!(dedup.claim("s", "a", t0), Claim::New);
-        dedup.release("s", "a");
+        let first = new_claim(&dedup, "s", "a", t0);
+        dedup.release(first);
         let t1 = t0 + time::Duration::seconds(50);
-        assert_eq!(dedup.claim("s", "a", t1), Claim::New);
+        let second = new_claim(&dedup, "s", "a", t1);
         // The first claim's line expires: the second claim, pending, stays.
         let t2 = t0 + time::Duration::seconds(70);
-        assert_eq!(dedup.claim("s", "b", t2), Claim::New);
+        new_claim(&dedup, "s", "b", t2);
         assert_eq!(dedup.claim("s", "a", t2), Claim::InProgress);
-        dedup.stored("s", &["a".to_owned()]);
+        dedup.stored(&[second]);
         assert_eq!(dedup.claim("s", "a", t2), Claim::Stored);
         // And it goes once its own window is over.
         let t3 = t1 + time::Duration::seconds(61);
-        assert_eq!(dedup.claim("s", "a", t3), Claim::New);
+        new_claim(&dedup, "s", "a", t3);
+    }
+
+    #[test]
+    fn a_claim_evicted_past_the_cap_never_marks_a_later_claim() {
+        let dedup = Dedup::new(Duration::from_secs(60), 1);
+        let t0 = datetime!(2026-03-01 9:00 UTC);
+        let first = new_claim(&dedup, "s", "a", t0);
+        // Over the cap of one, the pending claim is forgotten, and "a" is claimed anew by
+        // another request (after "b" pushed the first out).
+        new_claim(&dedup, "s", "b", t0);
+        let second = new_claim(&dedup, "s", "a", t0);
+        // The first request's answer concerns its own claim only.
+        dedup.stored(&[first]);
+        dedup.release(first);
+        assert_eq!(dedup.claim("s", "a", t0), Claim::InProgress);
+        dedup.stored(&[second]);
+        assert_eq!(dedup.claim("s", "a", t0), Claim::Stored);
     }
 }
