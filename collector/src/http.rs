@@ -267,6 +267,39 @@ async fn handle(req: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> 
     process(batch, ctx, received_at, received).await
 }
 
+/// One event of a batch, checked before its id is claimed.
+enum Checked<'b> {
+    /// Refused: its id if it has one, the metric's reason, the message.
+    Refused(Option<String>, &'static str, String),
+    /// Its id came earlier in the same batch.
+    Duplicate(String),
+    /// Well formed, within the limits: its text and its fields.
+    Ready(&'b str, JsonEvent<'b>),
+}
+
+/// Parses and checks one event's JSON `text`; `in_batch` holds the ids seen so far in the
+/// batch.
+fn check<'b>(text: &'b str, max_event_bytes: usize, in_batch: &mut HashSet<String>) -> Checked<'b> {
+    match serde_json::from_str::<JsonEvent>(text) {
+        Err(e) => Checked::Refused(None, "malformed", format!("malformed event: {e}")),
+        Ok(item) if item.id.is_empty() || item.id.len() > MAX_ID_BYTES => Checked::Refused(
+            Some(item.id),
+            "malformed",
+            format!("id must be 1 to {MAX_ID_BYTES} bytes"),
+        ),
+        Ok(item) if text.len() > max_event_bytes => Checked::Refused(
+            Some(item.id),
+            "too_large",
+            format!(
+                "event of {} bytes, over max_event_bytes ({max_event_bytes})",
+                text.len()
+            ),
+        ),
+        Ok(item) if !in_batch.insert(item.id.clone()) => Checked::Duplicate(item.id),
+        Ok(item) => Checked::Ready(text, item),
+    }
+}
+
 async fn process(
     batch: Batch<'_>,
     ctx: &HttpCtx,
@@ -277,46 +310,40 @@ async fn process(
     let mut results = Vec::with_capacity(batch.events.len());
     let mut entries = Vec::new();
     let mut claimed = Vec::new();
-    let mut in_batch = HashSet::new();
     let accepted_total = ctx.metrics.accepted.with_label_values(&[LISTENER, source]);
     let unmapped_total = ctx.metrics.unmapped.with_label_values(&[source]);
-    for raw in batch.events {
-        let text = raw.get();
-        let (id, outcome) = match serde_json::from_str::<JsonEvent>(text) {
-            Err(e) => (
-                None,
-                Err((Some("malformed"), format!("malformed event: {e}"))),
-            ),
-            Ok(item) if item.id.is_empty() || item.id.len() > MAX_ID_BYTES => (
-                Some(item.id),
-                Err((
-                    Some("malformed"),
-                    format!("id must be 1 to {MAX_ID_BYTES} bytes"),
-                )),
-            ),
-            Ok(item) if text.len() > ctx.config.max_event_bytes => (
-                Some(item.id),
-                Err((
-                    Some("too_large"),
-                    format!(
-                        "event of {} bytes, over max_event_bytes ({})",
-                        text.len(),
-                        ctx.config.max_event_bytes
-                    ),
-                )),
-            ),
-            Ok(item) => {
-                let claim = if !in_batch.insert(item.id.clone()) {
-                    Err(Status::Duplicate)
-                } else {
-                    match ctx.dedup.claim(source, &item.id, received_at) {
-                        Claim::New(number) => Ok(number),
-                        Claim::Stored => Err(Status::Duplicate),
-                        Claim::InProgress => Err(Status::InProgress),
-                    }
-                };
-                match claim {
-                    Err(status) => {
+    // Every event is checked first, then the ids are claimed under one lock for the batch
+    // (a lock per event was contended between connections), then the events are accepted.
+    let mut in_batch = HashSet::new();
+    let checked: Vec<Checked<'_>> = batch
+        .events
+        .iter()
+        .map(|raw| check(raw.get(), ctx.config.max_event_bytes, &mut in_batch))
+        .collect();
+    let ids = checked.iter().filter_map(|c| match c {
+        Checked::Ready(_, item) => Some(item.id.as_str()),
+        _ => None,
+    });
+    let mut claims = ctx.dedup.claim_all(source, ids, received_at).into_iter();
+    for checked in checked {
+        let (id, outcome) = match checked {
+            Checked::Refused(id, reason, message) => (id, Err((reason, message))),
+            Checked::Duplicate(id) => {
+                results.push(EventResult {
+                    id: Some(id),
+                    status: Status::Duplicate,
+                    error: None,
+                });
+                continue;
+            }
+            Checked::Ready(text, item) => {
+                let claim = match claims.next() {
+                    Some(Claim::New(number)) => number,
+                    other => {
+                        let status = match other {
+                            Some(Claim::Stored) => Status::Duplicate,
+                            _ => Status::InProgress,
+                        };
                         results.push(EventResult {
                             id: Some(item.id),
                             status,
@@ -324,27 +351,27 @@ async fn process(
                         });
                         continue;
                     }
-                    Ok(claim) => match ingest::accept_json(
-                        text.as_bytes(),
-                        &item,
-                        &ctx.source,
-                        &ctx.zone,
-                        received_at,
-                    ) {
-                        Ok(accepted) => {
-                            accepted_total.inc();
-                            if accepted.unmapped {
-                                unmapped_total.inc();
-                            }
-                            entries.push(accepted.entry);
-                            claimed.push(claim);
-                            (Some(item.id), Ok(()))
+                };
+                match ingest::accept_json(
+                    text.as_bytes(),
+                    &item,
+                    &ctx.source,
+                    &ctx.zone,
+                    received_at,
+                ) {
+                    Ok(accepted) => {
+                        accepted_total.inc();
+                        if accepted.unmapped {
+                            unmapped_total.inc();
                         }
-                        Err(r) => {
-                            ctx.dedup.release(claim);
-                            (Some(item.id), Err((Some(r.reason()), r.to_string())))
-                        }
-                    },
+                        entries.push(accepted.entry);
+                        claimed.push(claim);
+                        (Some(item.id), Ok(()))
+                    }
+                    Err(r) => {
+                        ctx.dedup.release(claim);
+                        (Some(item.id), Err((r.reason(), r.to_string())))
+                    }
                 }
             }
         };
@@ -355,9 +382,7 @@ async fn process(
                 error: None,
             }),
             Err((reason, message)) => {
-                if let Some(reason) = reason {
-                    ctx.metrics.reject(LISTENER, source, reason);
-                }
+                ctx.metrics.reject(LISTENER, source, reason);
                 tracing::warn!(listener = LISTENER, peer = %ctx.peer, %source, id = ?id, error = %message, "event refused");
                 results.push(EventResult {
                     id,
@@ -563,15 +588,24 @@ impl Dedup {
         }
     }
 
-    pub(crate) fn claim(&self, source: &str, id: &str, now: OffsetDateTime) -> Claim {
+    /// Claims each of `ids` of `source`, in order, under one lock.
+    pub(crate) fn claim_all<'i>(
+        &self,
+        source: &str,
+        ids: impl Iterator<Item = &'i str>,
+        now: OffsetDateTime,
+    ) -> Vec<Claim> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        self.evict(inner, now);
-        match inner.claim(source, id, Held::Pending, now) {
-            Ok(number) => Claim::New(number),
-            Err(Held::Durable) => Claim::Stored,
-            Err(_) => Claim::InProgress,
-        }
+        ids.map(|id| {
+            self.evict(inner, now);
+            match inner.claim(source, id, Held::Pending, now) {
+                Ok(number) => Claim::New(number),
+                Err(Held::Durable) => Claim::Stored,
+                Err(_) => Claim::InProgress,
+            }
+        })
+        .collect()
     }
 
     /// Marks these claims durable (the numbers `claim` gave).
@@ -649,6 +683,12 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    impl Dedup {
+        fn claim(&self, source: &str, id: &str, at: OffsetDateTime) -> Claim {
+            self.claim_all(source, [id].into_iter(), at)[0]
+        }
+    }
 
     /// The number of a new claim; panics on any other answer.
     fn new_claim(dedup: &Dedup, source: &str, id: &str, at: OffsetDateTime) -> u64 {
@@ -730,5 +770,49 @@ mod tests {
         assert_eq!(dedup.claim("s", "a", t0), Claim::InProgress);
         dedup.stored(&[second]);
         assert_eq!(dedup.claim("s", "a", t0), Claim::Stored);
+    }
+
+    #[test]
+    fn a_batch_is_claimed_in_order_within_the_cap() {
+        let dedup = Dedup::new(Duration::from_secs(60), 2);
+        let t0 = datetime!(2026-03-01 9:00 UTC);
+        let a = new_claim(&dedup, "s", "a", t0);
+        dedup.stored(&[a]);
+        let claims = dedup.claim_all("s", ["a", "b", "c", "b", "d"].into_iter(), t0);
+        // "a" is known, "b" and "c" are new, "b" is now being stored; past the cap of two,
+        // claiming "d" forgets the oldest, "a".
+        assert_eq!(
+            claims,
+            [
+                Claim::Stored,
+                Claim::New(a + 1),
+                Claim::New(a + 2),
+                Claim::InProgress,
+                Claim::New(a + 3)
+            ]
+        );
+        assert_eq!(dedup.claim("s", "a", t0), Claim::New(a + 4));
+    }
+
+    #[test]
+    fn events_are_checked_before_their_ids_are_claimed() {
+        let mut seen = HashSet::new();
+        let ok = r#"{"id":"e1","message":"hello"}"#;
+        assert!(
+            matches!(check(ok, 1000, &mut seen), Checked::Ready(t, item) if t == ok && item.id == "e1")
+        );
+        assert!(matches!(check(ok, 1000, &mut seen), Checked::Duplicate(id) if id == "e1"));
+        assert!(matches!(
+            check(r#"{"id":"e2","message":"hello"}"#, 10, &mut seen),
+            Checked::Refused(Some(id), "too_large", _) if id == "e2"
+        ));
+        assert!(matches!(
+            check(r#"{"id":"","message":"x"}"#, 1000, &mut seen),
+            Checked::Refused(Some(_), "malformed", _)
+        ));
+        assert!(matches!(
+            check("{not json", 1000, &mut seen),
+            Checked::Refused(None, "malformed", m) if m.starts_with("malformed event")
+        ));
     }
 }
