@@ -608,7 +608,7 @@ impl Dedup {
         .collect()
     }
 
-    /// Marks these claims durable (the numbers `claim` gave).
+    /// Marks these claims durable (the numbers `claim_all` gave).
     pub(crate) fn stored(&self, claims: &[u64]) {
         let mut inner = self.lock();
         for &number in claims {

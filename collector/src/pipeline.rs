@@ -72,7 +72,8 @@ pub struct Durable {
 impl Durable {
     /// Waits until the whole batch is durable.
     ///
-    /// The entries are freed here, on the connection's thread, where they were allocated.
+    /// The entries are freed here, in the connection's task (on a runtime thread, as when
+    /// they were allocated), not on the journal's writer thread.
     ///
     /// # Errors
     /// The first chunk's error.
