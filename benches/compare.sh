@@ -102,21 +102,38 @@ LOADGEN=$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null
     tail -1)
 [[ -x $LOADGEN ]] || die "cannot find the loadgen executable"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
-        echo $((20000 + RANDOM % 20000))
+free_port() { free_ports 1; }
+# free_ports N: N distinct ports free now (all held open together while chosen, so that none
+# comes twice); another program may still take one before it is bound: see start_collector.
+free_ports() {
+    python3 -c '
+import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$1" 2>/dev/null ||
+        for i in $(seq "$1"); do echo -n "$((20000 + i * 1000 + RANDOM % 1000)) "; done
 }
 now() { date +%s.%N; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }   # 1/100 s
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-wait_port() {
-    local port=$1 pid=$2 what=$3
+# port_open PORT PID: 0 once PORT accepts connections, 1 if PID exited first, 2 after 15 s.
+port_open() {
     for _ in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { KEEP=1; die "$what exited at start (see $WORK)"; }
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || return 1
         sleep 0.05
     done
-    die "$what did not open port $port"
+    return 2
+}
+wait_port() {
+    local port=$1 pid=$2 what=$3 status=0
+    port_open "$port" "$pid" || status=$?
+    case $status in
+    0) ;;
+    1) KEEP=1; die "$what exited at start (see $WORK)" ;;
+    *) die "$what did not open port $port" ;;
+    esac
 }
 stop() {
     local pid=$1
@@ -189,13 +206,10 @@ drain_rsyslog() {
 }
 
 # --- the collector -----------------------------------------------------------------------
-start_collector() {
-    local dir=$WORK/collector
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    C_LOG=$WORK/$1.collector.log
-    C_TLS=$(free_port) C_RELP=$(free_port) C_HTTPS=$(free_port) C_TCP=$(free_port) C_METRICS=$(free_port)
-    cat >"$dir/collector.toml" <<EOF
+# collector_config DIR: the collector's configuration, on the ports chosen.
+collector_config() {
+    local dir=$1
+    cat <<EOF
 data_dir = "$dir/journal"
 shutdown_timeout_ms = 10000
 [journal]
@@ -226,17 +240,40 @@ match = { app_name = "acme-pam" }
 fields = { account = "user", target = "dst", source_addr = "src" }
 kind = { field = "event", values = { login = "session_start", logout = "session_end" } }
 EOF
-    if [[ -n ${VIGIE_POSTGRES_URL:-} ]]; then
-        RUST_LOG=warn "$COLLECTOR" migrate --config "$dir/collector.toml" >"$C_LOG" 2>&1 ||
-            { KEEP=1; die "collector migrate failed: see $C_LOG"; }
-    fi
-    # Segment rolls are logged (debug, one line each) to tell a stall of the journal from
-    # others.
-    RUST_LOG=warn,store::journal::writer=debug "$COLLECTOR" run --config "$dir/collector.toml" >>"$C_LOG" 2>&1 &
-    C_PID=$!
-    PIDS+=("$C_PID")
-    wait_port "$C_METRICS" "$C_PID" collector
-    wait_port "$C_TCP" "$C_PID" collector
+}
+
+start_collector() {
+    local dir=$WORK/collector
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    C_LOG=$WORK/$1.collector.log
+    local attempt
+    for attempt in 1 2 3; do
+        read -r C_TLS C_RELP C_HTTPS C_TCP C_METRICS < <(free_ports 5)
+        : >"$C_LOG"
+        collector_config "$dir" >"$dir/collector.toml"
+        if [[ -n ${VIGIE_POSTGRES_URL:-} ]]; then
+            RUST_LOG=warn "$COLLECTOR" migrate --config "$dir/collector.toml" >>"$C_LOG" 2>&1 ||
+                { KEEP=1; die "collector migrate failed: see $C_LOG"; }
+        fi
+        # Segment rolls are logged (debug, one line each) to tell a stall of the journal from
+        # others.
+        RUST_LOG=warn,store::journal::writer=debug "$COLLECTOR" run --config "$dir/collector.toml" >>"$C_LOG" 2>&1 &
+        C_PID=$!
+        PIDS+=("$C_PID")
+        if port_open "$C_METRICS" "$C_PID" && port_open "$C_TCP" "$C_PID"; then
+            return 0
+        fi
+        # Another program bound one of the ports between their choice and the collector's
+        # start: choose again.
+        if ! kill -0 "$C_PID" 2>/dev/null && grep -q "Address already in use" "$C_LOG" && ((attempt < 3)); then
+            log "    a port was taken meanwhile ($(grep -m1 -o 'cannot listen on [0-9.:]*' "$C_LOG")): starting again"
+            rm -rf "$dir/journal"
+            continue
+        fi
+        KEEP=1
+        die "the collector did not start (see $C_LOG)"
+    done
 }
 
 metric_sum() {
