@@ -485,6 +485,9 @@ c0=$(cpu_ticks "$C_PID")
 [[ -s $WORK/sustained.json ]] || die "the load generator failed in the sustained run: $(cat "$WORK/sustained.err")"
 c1=$(cpu_ticks "$C_PID")
 s_hwm=$(status_kb "$C_PID" VmHWM)
+# The collector's own histograms: a stall in the generator's latencies that they do not
+# show happened outside the journal.
+curl -sf "http://127.0.0.1:$C_METRICS/metrics" >"$WORK/sustained.metrics" || true
 stop "$C_PID"
 stop_sampler
 
@@ -581,6 +584,28 @@ sed 's/\x1b\[[0-9;]*m//g' "$WORK/sustained.collector.log" | awk '/journal segmen
         }
     }
     END { printf "  journal segment rolls: %d, longest %.1f ms (longest wait for the spare %.1f ms)\n", n, roll, wait }'
+# For each histogram, the smallest bucket that holds every observation: the slowest one is
+# within it.
+awk '
+    function bound(name, le, count) {
+        if (!(name in total)) return
+        if (count == total[name] && (!(name in at) || le + 0 < at[name] + 0)) at[name] = le
+    }
+    $1 ~ /_count$/ { n = $1; sub(/_count$/, "", n); total[n] = $2 }
+    { lines[NR] = $0 }
+    END {
+        for (i = 1; i <= NR; i++) {
+            split(lines[i], f, " ")
+            if (f[1] !~ /_bucket\{le="/ || f[1] ~ /\+Inf/) continue
+            n = f[1]; sub(/_bucket.*/, "", n)
+            le = f[1]; sub(/.*le="/, "", le); sub(/".*/, "", le)
+            bound(n, le, f[2])
+        }
+        a = "vigie_ack_latency_seconds"; s = "vigie_journal_fsync_seconds"
+        if ((a in total) && (s in total))
+            printf "  collector side: %d batches acked, the slowest within %s ms; %d fsyncs, the slowest within %s ms\n",
+                total[a], (a in at ? at[a] * 1000 : "> 5000"), total[s], (s in at ? at[s] * 1000 : "> 1000")
+    }' "$WORK/sustained.metrics"
 awk -v c0="$c0" -v c1="$c1" -v n="$(jq -r .acked "$S")" -v hwm="$s_hwm" -v gen="$(jq -r .generator_cpu_s "$S")" \
     'BEGIN {printf "  collector CPU %.2f s (%.2f s per million events), peak RSS %.1f MiB (target < 256 MiB), generator CPU %.2f s\n", (c1-c0)/100, (n > 0 ? (c1-c0)/100/n*1e6 : 0), hwm/1024, gen}'
 # RSS growth (KiB): from the sample 10 s into the run to the last one, and over the
