@@ -111,8 +111,11 @@ import socket, sys
 held = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in held:
     s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in held))' "$1" 2>/dev/null ||
-        for i in $(seq "$1"); do echo -n "$((20000 + i * 1000 + RANDOM % 1000)) "; done
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$1" 2>/dev/null && return
+    # Without python3: distinct ports drawn at random, one per block of a thousand.
+    local ports=() i
+    for i in $(seq "$1"); do ports+=("$((20000 + i * 1000 + RANDOM % 1000))"); done
+    echo "${ports[*]}"
 }
 now() { date +%s.%N; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }   # 1/100 s
