@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! connection tasks ──submit(batch).await──► bounded mpsc (ingest_queue_depth batches)
-//!                                             │  one blocking task ("journal-submitter")
-//!                                             ▼
-//!                                  Journal::submit(chunk, callback)   blocks while the
+//!   (each chunk checked and digested             │  one blocking task ("journal-submitter")
+//!    by Journal::prepare, in the task)           ▼
+//!                            Journal::submit_prepared(chunk, callback)   blocks while the
 //!                                             │                       journal's queue is full
 //!                                 writer thread: chain, write, fdatasync
 //!                                             │
@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use store::journal::{Journal, JournalError, PendingEntry, Spent};
+use store::journal::{Journal, JournalError, PendingEntry, PreparedBatch, Spent};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +43,7 @@ type Answer = (Result<(), PipelineError>, Option<Spent>);
 type Reply = oneshot::Sender<Answer>;
 
 struct Job {
-    entries: Vec<PendingEntry>,
+    entries: PreparedBatch,
     received: Instant,
     done: Reply,
 }
@@ -52,6 +52,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Pipeline {
     tx: mpsc::Sender<Job>,
+    /// For [`Journal::prepare`] in the connection's task.
+    journal: Journal,
     metrics: Metrics,
     max_batch_entries: usize,
     max_batch_bytes: usize,
@@ -118,10 +120,12 @@ impl Pipeline {
     ) -> (Pipeline, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue_depth);
         let m = metrics.clone();
-        let handle = tokio::task::spawn_blocking(move || submitter(journal, rx, m, fatal));
+        let submitting = journal.clone();
+        let handle = tokio::task::spawn_blocking(move || submitter(submitting, rx, m, fatal));
         (
             Pipeline {
                 tx,
+                journal,
                 metrics,
                 max_batch_entries,
                 // Room for the journal's per-request accounting.
@@ -134,6 +138,10 @@ impl Pipeline {
     /// Queues a batch for the journal (waiting while the queue is full) and returns what
     /// resolves once it is durable.
     ///
+    /// Each chunk is checked and its entries digested here, on the caller's thread, where
+    /// their bytes were just written. A chunk the journal refuses (an entry not canonical
+    /// or too large) answers with that error; the other chunks go on.
+    ///
     /// # Errors
     /// [`PipelineError::Closed`] if the submitter has stopped.
     pub async fn submit(
@@ -144,9 +152,18 @@ impl Pipeline {
         let mut chunks = VecDeque::new();
         for chunk in split(entries, self.max_batch_entries, self.max_batch_bytes) {
             let (done, answer) = oneshot::channel();
+            chunks.push_back(answer);
+            let entries = match self.journal.prepare(chunk) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::error!(error = %e, "journal refused a batch");
+                    let _ = done.send((Err(PipelineError::Journal(Arc::new(e))), None));
+                    continue;
+                }
+            };
             self.tx
                 .send(Job {
-                    entries: chunk,
+                    entries,
                     received,
                     done,
                 })
@@ -155,7 +172,6 @@ impl Pipeline {
             self.metrics
                 .queue_depth
                 .set((self.tx.max_capacity() - self.tx.capacity()) as i64);
-            chunks.push_back(answer);
         }
         Ok(Durable { chunks })
     }
@@ -207,7 +223,7 @@ fn submitter(
         let fatal_in_callback = fatal.clone();
         // The entries go back with the answer, to be freed by the connection that
         // allocated them rather than by the writer thread.
-        let submitted = journal.submit_returning(job.entries, move |result, entries| {
+        let submitted = journal.submit_prepared(job.entries, move |result, entries| {
             latency.observe(received.elapsed().as_secs_f64());
             let reply = result.map(|_| ()).map_err(|e| {
                 fatal_in_callback.cancel();
@@ -337,6 +353,51 @@ mod tests {
             5,
             "all five are in the journal"
         );
+        drop(pipeline);
+        submitter.await.expect("submitter ends");
+    }
+
+    #[tokio::test]
+    async fn a_refused_chunk_answers_with_the_error_and_the_others_are_filed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        store::journal::init(dir.path()).expect("init");
+        let mut config = JournalConfig::new(dir.path());
+        config.seal_interval = None;
+        let (journal, _) = Journal::open(config).expect("open");
+        let reader = journal.reader();
+        let metrics = Metrics::new().expect("metrics");
+        let fatal = CancellationToken::new();
+        let (pipeline, submitter) =
+            Pipeline::start(journal, 4, 2, 1 << 20, metrics, fatal.clone());
+        // Chunks [0, 1], [not canonical, 3], [4].
+        let mut batch = entries(5);
+        batch[2].canonical = b"not canonical".to_vec();
+        let kept: Vec<Vec<u8>> = [0, 1, 4].map(|i| batch[i].canonical.clone()).into();
+        let durable = pipeline
+            .submit(batch, Instant::now())
+            .await
+            .expect("submitted");
+        let refused = durable.wait().await.expect_err("the second chunk is refused");
+        assert!(
+            matches!(&refused, PipelineError::Journal(e)
+                if matches!(**e, JournalError::InvalidEntry { index: 0, .. })),
+            "{refused}"
+        );
+        // A batch after it is durable only once the third chunk is.
+        pipeline
+            .submit(entries(1), Instant::now())
+            .await
+            .expect("submitted")
+            .wait()
+            .await
+            .expect("durable");
+        let filed: Vec<_> = reader
+            .scan_seq(0..=u64::MAX)
+            .map(|e| e.expect("readable").canonical)
+            .collect();
+        assert_eq!(filed.len(), 4, "0, 1, 4 and the later one");
+        assert_eq!(filed[..3], kept[..]);
+        assert!(!fatal.is_cancelled(), "a refused entry is not fatal");
         drop(pipeline);
         submitter.await.expect("submitter ends");
     }

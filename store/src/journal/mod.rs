@@ -275,6 +275,33 @@ pub struct PendingEntry {
     pub received_at: OffsetDateTime,
 }
 
+/// A batch checked and digested by [`Journal::prepare`], for [`Journal::submit_prepared`]
+/// of the same journal.
+pub struct PreparedBatch {
+    chain_id: [u8; 16],
+    entries: Vec<Prepared>,
+}
+
+impl PreparedBatch {
+    /// How many entries it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl std::fmt::Debug for PreparedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBatch")
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// An entry read back from the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEntry {
@@ -539,7 +566,84 @@ impl Journal {
         done: impl FnOnce(Result<Vec<Link>, JournalError>, Spent) + Send + 'static,
     ) -> Result<(), JournalError> {
         self.check_open()?;
-        let entries = self.prepare(batch)?;
+        let batch = self.prepare(batch)?;
+        self.submit_prepared(batch, done)
+    }
+
+    /// Checks a batch as [`Journal::submit`] does and takes each entry's SHA-256 digest,
+    /// on the caller's thread, without queueing it.
+    ///
+    /// An appender that hands batches to another thread for [`Journal::submit_prepared`]
+    /// prepares them where their bytes were just written: the digest then reads them from
+    /// this core's cache, not across cores.
+    ///
+    /// # Errors
+    /// [`JournalError::InvalidEntry`] (not canonical, a seal, too large, `received_at` out
+    /// of range), [`JournalError::BatchTooLarge`].
+    pub fn prepare(&self, batch: Vec<PendingEntry>) -> Result<PreparedBatch, JournalError> {
+        let bytes: usize = batch.iter().map(|e| e.canonical.len()).sum();
+        if batch.len() > self.inner.max_batch_entries || bytes > self.inner.max_batch_bytes {
+            return Err(JournalError::BatchTooLarge {
+                entries: batch.len(),
+                bytes,
+                max_entries: self.inner.max_batch_entries,
+                max_bytes: self.inner.max_batch_bytes,
+            });
+        }
+        let entries = batch
+            .into_iter()
+            .enumerate()
+            .map(|(index, e)| {
+                let refuse = |what: String| JournalError::InvalidEntry { index, what };
+                let len = e.canonical.len();
+                if len > self.inner.max_entry_bytes {
+                    return Err(refuse(format!(
+                        "{len} bytes, over max_entry_bytes {}",
+                        self.inner.max_entry_bytes
+                    )));
+                }
+                match e.canonical.get(..2) {
+                    Some(&[proto::canonical::VERSION, 1 | 2]) => {}
+                    Some(&[proto::canonical::VERSION, 3]) => {
+                        return Err(refuse("seals are written by the journal only".into()));
+                    }
+                    _ => return Err(refuse("not a canonical event or declaration".into())),
+                }
+                let received_nanos = i64::try_from(e.received_at.unix_timestamp_nanos())
+                    .map_err(|_| refuse("received_at out of range".into()))?;
+                let digest = proto::chain::digest(&e.canonical);
+                Ok(Prepared {
+                    canonical: e.canonical,
+                    received_nanos,
+                    digest,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PreparedBatch {
+            chain_id: self.inner.chain_id,
+            entries,
+        })
+    }
+
+    /// Queues a batch made by [`Journal::prepare`] of this journal, as
+    /// [`Journal::submit_returning`] does.
+    ///
+    /// # Errors
+    /// [`JournalError::InvalidEntry`] if the batch was prepared by another journal (its
+    /// caps may differ), [`JournalError::Closed`], [`JournalError::Poisoned`].
+    pub fn submit_prepared(
+        &self,
+        batch: PreparedBatch,
+        done: impl FnOnce(Result<Vec<Link>, JournalError>, Spent) + Send + 'static,
+    ) -> Result<(), JournalError> {
+        self.check_open()?;
+        if batch.chain_id != self.inner.chain_id {
+            return Err(JournalError::InvalidEntry {
+                index: 0,
+                what: "the batch was prepared by another journal".into(),
+            });
+        }
+        let entries = batch.entries;
         if entries.is_empty() {
             done(Ok(Vec::new()), Spent(entries));
             return Ok(());
@@ -643,47 +747,5 @@ impl Journal {
             return Err(JournalError::Closed);
         };
         tx.send(request).map_err(|_| self.stopped_error())
-    }
-
-    /// Checks entries and digests them on the caller's thread.
-    fn prepare(&self, batch: Vec<PendingEntry>) -> Result<Vec<Prepared>, JournalError> {
-        let bytes: usize = batch.iter().map(|e| e.canonical.len()).sum();
-        if batch.len() > self.inner.max_batch_entries || bytes > self.inner.max_batch_bytes {
-            return Err(JournalError::BatchTooLarge {
-                entries: batch.len(),
-                bytes,
-                max_entries: self.inner.max_batch_entries,
-                max_bytes: self.inner.max_batch_bytes,
-            });
-        }
-        batch
-            .into_iter()
-            .enumerate()
-            .map(|(index, e)| {
-                let refuse = |what: String| JournalError::InvalidEntry { index, what };
-                let len = e.canonical.len();
-                if len > self.inner.max_entry_bytes {
-                    return Err(refuse(format!(
-                        "{len} bytes, over max_entry_bytes {}",
-                        self.inner.max_entry_bytes
-                    )));
-                }
-                match e.canonical.get(..2) {
-                    Some(&[proto::canonical::VERSION, 1 | 2]) => {}
-                    Some(&[proto::canonical::VERSION, 3]) => {
-                        return Err(refuse("seals are written by the journal only".into()));
-                    }
-                    _ => return Err(refuse("not a canonical event or declaration".into())),
-                }
-                let received_nanos = i64::try_from(e.received_at.unix_timestamp_nanos())
-                    .map_err(|_| refuse("received_at out of range".into()))?;
-                let digest = proto::chain::digest(&e.canonical);
-                Ok(Prepared {
-                    canonical: e.canonical,
-                    received_nanos,
-                    digest,
-                })
-            })
-            .collect()
     }
 }
