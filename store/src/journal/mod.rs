@@ -6,7 +6,8 @@
 //! - **Acknowledged means durable.** An append returns (or its callback fires) only after
 //!   the `fdatasync` that covers its records has returned. Group commit: one writer thread
 //!   takes everything queued (up to `max_batch_entries` / `max_batch_bytes`), places it in
-//!   the chain, writes it with one `pwrite` and fsyncs once.
+//!   the chain and writes it with one `pwrite`; a syncer thread fsyncs once for every
+//!   commit written meanwhile and answers them in order, while the writer goes on.
 //! - **A failed write or fsync is fatal.** The journal is poisoned: the batch and every
 //!   later request fail with [`JournalError::Poisoned`]; nothing is retried (after a
 //!   failed fsync the page cache may say anything). Reopening runs recovery.
@@ -114,6 +115,7 @@ mod keys;
 mod reader;
 mod recovery;
 mod retention;
+mod syncer;
 mod writer;
 
 #[cfg(test)]
@@ -491,7 +493,9 @@ impl Journal {
             on_commit: config.on_commit.clone(),
             direct_writes: config.direct_writes,
             #[cfg(test)]
-            fail_sync_at: config.fail_sync_at,
+            faults: syncer::SyncFaults::failing_at(config.fail_sync_at),
+            #[cfg(not(test))]
+            faults: syncer::SyncFaults::default(),
             #[cfg(test)]
             refuse_direct_write_at: config.refuse_direct_write_at,
         };

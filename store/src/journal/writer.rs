@@ -1,10 +1,13 @@
 //! The writer thread: group commit, seals, segment rolls, poisoning.
 //!
 //! It takes the first request from the bounded queue, then whatever else is queued (up to
-//! the batch caps), places every entry in the chain, encodes all records into one buffer,
-//! writes it with one `pwrite` and makes it durable with one `fdatasync`, then answers
-//! every request of the batch. Any failed write or fsync poisons the journal: the batch
-//! and every later request get [`JournalError::Poisoned`]; nothing is retried.
+//! the batch caps), places every entry in the chain, encodes all records into one buffer
+//! and writes it with one `pwrite`. A commit of appends only is then handed to the syncer
+//! thread ([`super::syncer`]), which makes it durable with one `fdatasync` and answers it
+//! while this thread goes on with the next commit. A commit with a seal, or a close, waits
+//! for the syncer to be idle and is made durable and answered here, so that the state file
+//! follows the seal. Any failed write or fsync poisons the journal: the batch and every
+//! later request get [`JournalError::Poisoned`]; nothing is retried.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -25,6 +28,7 @@ use super::format::{self, HEADER_BYTES, SegmentHeader};
 use super::index::SegmentIndex;
 use super::keys::WriterState;
 use super::recovery::{self, OpenSegment};
+use super::syncer::{Answer, SyncFaults, SyncTarget, Syncer, Ticket};
 
 /// Room kept for a seal record: a checkpoint seal is 139 bytes, a retention cut 183.
 const MAX_SEAL_BYTES: usize = 256;
@@ -135,8 +139,7 @@ pub(crate) struct Settings {
     /// Records are written with `O_DIRECT` where the filesystem allows it.
     pub(crate) direct_writes: bool,
     /// Fault injection: the n-th `fdatasync` of segment data (from 0) fails.
-    #[cfg(test)]
-    pub(crate) fail_sync_at: Option<u64>,
+    pub(crate) faults: SyncFaults,
     /// Fault injection: the n-th direct write (from 0) is refused with EINVAL.
     #[cfg(test)]
     pub(crate) refuse_direct_write_at: Option<u64>,
@@ -155,8 +158,12 @@ pub(crate) struct Writer {
     /// The open segment opened again with `O_DIRECT`, when direct writes are on and the
     /// filesystem takes them.
     direct: Option<files::DirectFile>,
-    /// Written but not yet fsynced.
+    /// Written but not yet fsynced (nor handed to the syncer).
     unsynced: bool,
+    /// The open segment, for the syncer.
+    sync_target: Arc<SyncTarget>,
+    /// `None` if its thread could not be started: commits are then synced here.
+    syncer: Option<Syncer>,
     /// Records and bytes since the last fsync, for the commit observer.
     batch_entries: usize,
     batch_bytes: usize,
@@ -169,8 +176,6 @@ pub(crate) struct Writer {
     sealed: bool,
     /// Holds the directory lock while the thread runs.
     _lock: File,
-    #[cfg(test)]
-    syncs: u64,
     #[cfg(test)]
     direct_writes: u64,
 }
@@ -201,6 +206,12 @@ impl Writer {
         let (buf_at, tail) = written_tail(&seg)?;
         let buf = files::AlignedBuf::new(&tail, settings.max_batch_bytes + 2 * PAGE as usize);
         let direct = open_direct(&settings, &seg.path);
+        let sync_target = Arc::new(sync_target(&seg)?);
+        let syncer = Syncer::start(
+            shared.clone(),
+            settings.on_commit.clone(),
+            settings.faults.clone(),
+        );
         let mut writer = Writer {
             settings,
             chain,
@@ -210,6 +221,8 @@ impl Writer {
             buf_at,
             direct,
             unsynced: false,
+            sync_target,
+            syncer,
             batch_entries: 0,
             batch_bytes: 0,
             spare: None,
@@ -218,8 +231,6 @@ impl Writer {
             dirty: !sealed,
             sealed: false,
             _lock: lock,
-            #[cfg(test)]
-            syncs: 0,
             #[cfg(test)]
             direct_writes: 0,
         };
@@ -293,10 +304,27 @@ impl Writer {
         }
     }
 
-    /// Writes a batch, makes it durable and answers it.
+    /// Writes a batch, then hands it to the syncer or makes it durable and answers it.
     fn commit(&mut self, requests: Vec<Request>) -> Flow {
+        // The syncer failed an earlier commit.
+        if let Some(cause) = self.shared.fatal.get() {
+            return fail_all(cause, requests);
+        }
         let mut outcomes = Vec::with_capacity(requests.len());
         if let Err(e) = self.write_requests(&requests, &mut outcomes) {
+            return self.poison(e, requests);
+        }
+        let appends_only = requests
+            .iter()
+            .all(|r| matches!(r, Request::Append { .. }));
+        if appends_only && !self.sealed && self.syncer.is_some() {
+            return self.hand_off(requests, outcomes);
+        }
+        // In order behind the commits the syncer holds.
+        if let Err(cause) = self.settle() {
+            return fail_all(&cause, requests);
+        }
+        if let Err(e) = self.sync_written() {
             return self.poison(e, requests);
         }
         *self
@@ -333,6 +361,55 @@ impl Writer {
         flow
     }
 
+    /// Hands a written commit of appends to the syncer.
+    fn hand_off(&mut self, requests: Vec<Request>, outcomes: Vec<Outcome>) -> Flow {
+        let mut answers = Vec::with_capacity(requests.len());
+        for (request, outcome) in requests.into_iter().zip(outcomes) {
+            match (request, outcome) {
+                (Request::Append { entries, done }, Outcome::Links(links)) => answers.push(Answer {
+                    done,
+                    entries,
+                    links,
+                }),
+                (request, _) => request.fail(|| JournalError::WriterPanicked),
+            }
+        }
+        let ticket = Ticket {
+            target: self.sync_target.clone(),
+            answers,
+            head: *self.chain.head(),
+            entries: std::mem::take(&mut self.batch_entries),
+            bytes: std::mem::take(&mut self.batch_bytes),
+        };
+        // The syncer's fdatasync covers it now.
+        self.unsynced = false;
+        match self.syncer.as_ref().map(|s| s.hand(ticket)) {
+            Some(Err(cause)) => Flow::Poisoned(cause),
+            Some(Ok(())) | None => Flow::Continue,
+        }
+    }
+
+    /// Waits until the syncer has answered every commit handed to it.
+    ///
+    /// # Errors
+    /// The cause, if the journal is poisoned (by the syncer or because it is gone).
+    fn settle(&mut self) -> Result<(), Arc<JournalError>> {
+        if let Some(syncer) = &self.syncer
+            && !syncer.settle()
+        {
+            self.syncer = None;
+            return Err(self
+                .shared
+                .fatal
+                .get_or_init(|| Arc::new(JournalError::WriterPanicked))
+                .clone());
+        }
+        match self.shared.fatal.get() {
+            Some(cause) => Err(cause.clone()),
+            None => Ok(()),
+        }
+    }
+
     fn write_requests(
         &mut self,
         requests: &[Request],
@@ -355,7 +432,7 @@ impl Writer {
         if self.dirty && self.next_seal.is_some_and(|at| Instant::now() >= at) {
             self.place_seal(SealKind::Checkpoint)?;
         }
-        self.flush()
+        self.write_out()
     }
 
     /// Places one entry in the chain and its record in the buffer.
@@ -407,12 +484,18 @@ impl Writer {
     }
 
     /// Writes the records not yet written and fsyncs.
+    fn flush(&mut self) -> Result<(), JournalError> {
+        self.write_out()?;
+        self.sync_written()
+    }
+
+    /// Writes the records not yet written.
     ///
     /// The write starts at the last written page's boundary and ends at a page boundary
     /// (padded with the zeroes the file holds there): whole pages only, so the kernel never
     /// reads a page back from disk to complete it, the segment's zeroes having been written
     /// around the page cache (see [`files::create_preallocated`]).
-    fn flush(&mut self) -> Result<(), JournalError> {
+    fn write_out(&mut self) -> Result<(), JournalError> {
         let written = usize::try_from(self.seg.end - self.buf_at).unwrap_or(usize::MAX);
         if self.buf.len() > written {
             let end = self.buf_at + self.buf.len() as u64;
@@ -431,6 +514,11 @@ impl Writer {
             self.buf_at = last_page;
             self.unsynced = true;
         }
+        Ok(())
+    }
+
+    /// Fsyncs what [`Writer::write_out`] wrote, if anything.
+    fn sync_written(&mut self) -> Result<(), JournalError> {
         if self.unsynced {
             let started = Instant::now();
             self.sync_data()?;
@@ -481,20 +569,7 @@ impl Writer {
     }
 
     fn sync_data(&mut self) -> Result<(), JournalError> {
-        #[cfg(test)]
-        {
-            let n = self.syncs;
-            self.syncs += 1;
-            if self.settings.fail_sync_at == Some(n) {
-                return Err(io("fdatasync", &self.seg.path)(std::io::Error::other(
-                    "injected fsync failure",
-                )));
-            }
-        }
-        self.seg
-            .file
-            .sync_data()
-            .map_err(|e| io("fdatasync", &self.seg.path)(e))
+        self.sync_target.sync(&self.settings.faults)
     }
 
     /// Closes the full segment (durable, index beside it) and opens the next one.
@@ -506,6 +581,9 @@ impl Writer {
     /// full segment's pages are dropped by the thread that allocates the next spare.
     fn roll(&mut self) -> Result<(), JournalError> {
         let started = Instant::now();
+        // The full segment is durable to its end before the next one exists: recovery
+        // takes a torn record only at the tail of the last segment.
+        self.settle().map_err(JournalError::Poisoned)?;
         self.flush()?;
         let dir = self.settings.dir.clone();
         if let Err(e) = recovery::write_index(&dir, &self.seg.index, files::Durability::None) {
@@ -556,6 +634,7 @@ impl Writer {
                 index: SegmentIndex::new(header.chain_id, first_seq, HEADER_BYTES),
             },
         );
+        self.sync_target = Arc::new(sync_target(&self.seg)?);
         self.start_spare(Some(full.file));
         Ok(())
     }
@@ -602,6 +681,8 @@ impl Writer {
     }
 
     fn shutdown(&mut self) {
+        // Answers what it holds, then stops.
+        drop(self.syncer.take());
         if let Some(Ok(Ok(file))) = self.spare.take().map(JoinHandle::join) {
             drop(file);
             let path = self.settings.dir.join(SPARE_FILE);
@@ -615,6 +696,22 @@ impl Writer {
 enum Outcome {
     Links(Vec<Link>),
     Link(Link),
+}
+
+/// Fails `requests` on a journal already poisoned by `cause`.
+fn fail_all(cause: &Arc<JournalError>, requests: Vec<Request>) -> Flow {
+    for r in requests {
+        r.fail(|| JournalError::Poisoned(cause.clone()));
+    }
+    Flow::Poisoned(cause.clone())
+}
+
+/// The open segment opened again for the syncer's `fdatasync`.
+fn sync_target(seg: &OpenSegment) -> Result<SyncTarget, JournalError> {
+    Ok(SyncTarget {
+        file: seg.file.try_clone().map_err(io("open again", &seg.path))?,
+        path: seg.path.clone(),
+    })
 }
 
 /// The segment at `path` opened for direct writes, if the settings ask for them and the

@@ -400,3 +400,71 @@ fn direct_and_page_cache_writes_store_the_same_records() {
         assert_chain_intact(dir.path(), &keys);
     }
 }
+
+#[test]
+fn batches_in_flight_across_rolls_are_answered_in_order_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = init(dir.path()).unwrap();
+    let config = JournalConfig {
+        fail_sync_at: Some(40),
+        ..small_config(dir.path(), 16 << 10)
+    };
+    let (journal, _) = Journal::open(config.clone()).unwrap();
+    // Queued without waiting: commits reach the syncer while the writer goes on, across
+    // segment rolls, until the 41st fdatasync fails.
+    let (tx, rx) = mpsc::channel();
+    for i in 0..3000_u64 {
+        let tx = tx.clone();
+        let batch = vec![pending(2 * i, base_time()), pending(2 * i + 1, base_time())];
+        let canonical: Vec<Vec<u8>> = batch.iter().map(|e| e.canonical.clone()).collect();
+        if journal
+            .submit(batch, move |r| tx.send((i, r, canonical)).unwrap())
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(tx);
+    let answers: Vec<_> = rx.iter().collect();
+    assert!(
+        answers.windows(2).all(|w| w[0].0 < w[1].0),
+        "answered in the order submitted"
+    );
+    let failed = answers
+        .iter()
+        .position(|(_, r, _)| r.is_err())
+        .expect("the injected failure is reached");
+    assert!(failed > 0, "batches were acknowledged before the failure");
+    assert!(
+        answers[failed..]
+            .iter()
+            .all(|(_, r, _)| matches!(r, Err(JournalError::Poisoned(_)))),
+        "nothing acknowledged after the failure"
+    );
+    let acked: Vec<_> = answers[..failed]
+        .iter()
+        .flat_map(|(_, r, canonical)| r.as_ref().unwrap().iter().copied().zip(canonical.clone()))
+        .collect();
+    assert!(
+        acked.iter().enumerate().all(|(n, (link, _))| link.seq == n as u64),
+        "acknowledged links are contiguous from 0"
+    );
+    assert!(matches!(journal.close(), Err(JournalError::Poisoned(_))));
+    // Everything acknowledged is there after a reopen, and the chain is intact.
+    let (journal, _) = Journal::open(JournalConfig {
+        fail_sync_at: None,
+        ..config
+    })
+    .unwrap();
+    journal.close().unwrap();
+    let stored = read_all(dir.path()).unwrap();
+    assert!(
+        stored.len() > acked.len(),
+        "{} entries and a closing seal",
+        acked.len()
+    );
+    for ((link, canonical), entry) in acked.iter().zip(&stored) {
+        assert_eq!((&entry.link, &entry.canonical), (link, canonical));
+    }
+    assert_chain_intact(dir.path(), &keys);
+}
