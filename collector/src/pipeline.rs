@@ -367,8 +367,7 @@ mod tests {
         let reader = journal.reader();
         let metrics = Metrics::new().expect("metrics");
         let fatal = CancellationToken::new();
-        let (pipeline, submitter) =
-            Pipeline::start(journal, 4, 2, 1 << 20, metrics, fatal.clone());
+        let (pipeline, submitter) = Pipeline::start(journal, 4, 2, 1 << 20, metrics, fatal.clone());
         // Chunks [0, 1], [not canonical, 3], [4].
         let mut batch = entries(5);
         batch[2].canonical = b"not canonical".to_vec();
@@ -377,7 +376,10 @@ mod tests {
             .submit(batch, Instant::now())
             .await
             .expect("submitted");
-        let refused = durable.wait().await.expect_err("the second chunk is refused");
+        let refused = durable
+            .wait()
+            .await
+            .expect_err("the second chunk is refused");
         assert!(
             matches!(&refused, PipelineError::Journal(e)
                 if matches!(**e, JournalError::InvalidEntry { index: 0, .. })),

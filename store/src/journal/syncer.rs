@@ -66,9 +66,7 @@ impl SyncFaults {
 
     #[cfg(test)]
     fn fails_now(&self) -> bool {
-        let n = self
-            .count
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.fail_at == Some(n)
     }
 

@@ -446,7 +446,10 @@ fn batches_in_flight_across_rolls_are_answered_in_order_and_kept() {
         .flat_map(|(_, r, canonical)| r.as_ref().unwrap().iter().copied().zip(canonical.clone()))
         .collect();
     assert!(
-        acked.iter().enumerate().all(|(n, (link, _))| link.seq == n as u64),
+        acked
+            .iter()
+            .enumerate()
+            .all(|(n, (link, _))| link.seq == n as u64),
         "acknowledged links are contiguous from 0"
     );
     assert!(matches!(journal.close(), Err(JournalError::Poisoned(_))));
