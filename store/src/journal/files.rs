@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::error::{JournalError, io};
 
@@ -21,8 +22,30 @@ pub(crate) const SECRET_MODE: u32 = 0o600;
 /// Permissions of segments and indexes (personal data: no access for others).
 pub(crate) const DATA_MODE: u32 = 0o640;
 
-/// Zeroes written per call when zeroing.
-const ZERO_CHUNK: usize = 1 << 20;
+/// Zeroes written per call when zeroing: small enough that a journal write queued behind
+/// one waits little.
+const ZERO_CHUNK: usize = 256 << 10;
+
+/// When zeroing in the background, a chunk is followed by a rest as long as its write
+/// took, unless `hurry` is set (someone waits for the file): the zeroes then take at most
+/// about half of the disk's time and the writer's own writes and `fdatasync`s the rest.
+/// Written at full speed, a segment's zeroes were a burst of 64 MiB in front of the
+/// writer's I/O: at 146,000 events/s over RELP the p99 ack latency was 58-60 ms with them
+/// and 21 ms without any zeroing, on a disk flushing about 400 MB/s.
+fn rest_after(took: std::time::Duration, hurry: Option<&AtomicBool>) {
+    let Some(hurry) = hurry else {
+        return;
+    };
+    let until = std::time::Instant::now() + took;
+    // In steps, so that a hurry is seen soon.
+    while !hurry.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(1)));
+    }
+}
 
 /// `{first_seq:020}.seg`
 pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
@@ -131,7 +154,13 @@ pub(crate) fn write_atomic(
 
 /// Writes zeroes into `file` from `from` to `to` and makes them durable, a chunk at a time
 /// (`fsync` at the end, since the file's size may change).
-pub(crate) fn zero_fill(file: &File, path: &Path, from: u64, to: u64) -> Result<(), JournalError> {
+pub(crate) fn zero_fill(
+    file: &File,
+    path: &Path,
+    from: u64,
+    to: u64,
+    hurry: Option<&AtomicBool>,
+) -> Result<(), JournalError> {
     if from >= to {
         return Ok(());
     }
@@ -139,12 +168,14 @@ pub(crate) fn zero_fill(file: &File, path: &Path, from: u64, to: u64) -> Result<
     let mut at = from;
     while at < to {
         let n = usize::try_from(to - at).map_or(zeros.len(), |left| left.min(zeros.len()));
+        let started = std::time::Instant::now();
         file.write_all_at(&zeros[..n], at)
             .map_err(io("write zeroes to", path))?;
         at += n as u64;
         // Flush as we go: a burst of a whole segment of writeback would queue in front
         // of the writer's fdatasync.
         file.sync_data().map_err(io("fdatasync", path))?;
+        rest_after(started.elapsed(), hurry);
     }
     file.sync_all().map_err(io("fsync", path))
 }
@@ -160,12 +191,23 @@ pub(crate) fn zero_fill(file: &File, path: &Path, from: u64, to: u64) -> Result<
 /// reads one of these pages back to complete it. Where the filesystem refuses `O_DIRECT`,
 /// the zeroes go through the page cache; where it has no `fallocate`, they are written
 /// all the same.
-pub(crate) fn create_preallocated(path: &Path, size: u64) -> Result<File, JournalError> {
-    preallocate(path, size, true)
+///
+/// With `hurry`, the zeroes are paced (see [`rest_after`]) until it is set.
+pub(crate) fn create_preallocated(
+    path: &Path,
+    size: u64,
+    hurry: Option<&AtomicBool>,
+) -> Result<File, JournalError> {
+    preallocate(path, size, true, hurry)
 }
 
 /// [`create_preallocated`], with direct writes or (`direct` false) through the page cache.
-fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalError> {
+fn preallocate(
+    path: &Path,
+    size: u64,
+    direct: bool,
+    hurry: Option<&AtomicBool>,
+) -> Result<File, JournalError> {
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -185,7 +227,7 @@ fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalErro
     // EINVAL: no O_DIRECT on this filesystem, or blocks larger than the alignment used;
     // the zeroes (or what is left of them) then go through the page cache.
     let direct_end = match direct.then(|| DirectFile::open(path)) {
-        Some(Ok(direct)) => match zero_fill_direct(&direct, size) {
+        Some(Ok(direct)) => match zero_fill_direct(&direct, size, hurry) {
             Ok(end) => end,
             Err(e) if is_einval(&e) => 0,
             Err(e) => return Err(io("write zeroes to", path)(e)),
@@ -193,7 +235,7 @@ fn preallocate(path: &Path, size: u64, direct: bool) -> Result<File, JournalErro
         Some(Err(e)) if !is_einval(&e) => return Err(io("open for direct writes", path)(e)),
         Some(Err(_)) | None => 0,
     };
-    zero_fill(&file, path, direct_end, size)?;
+    zero_fill(&file, path, direct_end, size, hurry)?;
     file.sync_all().map_err(io("fsync", path))?;
     Ok(file)
 }
@@ -326,7 +368,11 @@ impl AlignedBuf {
 /// Writes zeroes over `[0, size)` of `direct`, opened with `O_DIRECT`, as far as whole
 /// aligned blocks go, then fdatasyncs; returns where it stopped (the rest is a tail of
 /// less than a block).
-fn zero_fill_direct(direct: &DirectFile, size: u64) -> std::io::Result<u64> {
+fn zero_fill_direct(
+    direct: &DirectFile,
+    size: u64,
+    hurry: Option<&AtomicBool>,
+) -> std::io::Result<u64> {
     let mut zeros = AlignedBuf::new(&[], ZERO_CHUNK);
     let mut at = 0;
     while at < size {
@@ -336,8 +382,10 @@ fn zero_fill_direct(direct: &DirectFile, size: u64) -> std::io::Result<u64> {
             break;
         }
         zeros.resize(n);
+        let started = std::time::Instant::now();
         direct.write_all_at(&zeros, at)?;
         at += n as u64;
+        rest_after(started.elapsed(), hurry);
     }
     direct.sync_data()?;
     Ok(at)
@@ -364,7 +412,7 @@ mod tests {
     fn check_preallocated(dir: &Path, size: u64, direct: bool) {
         let path = dir.join("spare.seg.tmp");
         fs::write(&path, b"a stale spare left by a crash").expect("stale file");
-        let file = preallocate(&path, size, direct).expect("allocated");
+        let file = preallocate(&path, size, direct, None).expect("allocated");
         assert_eq!(file.metadata().expect("stat").len(), size);
         let mut back = vec![0xFFu8; usize::try_from(size).expect("fits")];
         assert_eq!(read_at_most(&file, &mut back, 0).expect("read"), back.len());
@@ -406,6 +454,50 @@ mod tests {
         }
         buf.clear();
         assert_eq!(buf.len(), 0);
+    }
+
+    #[test]
+    fn paced_zeroes_make_the_same_file() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("spare.seg.tmp");
+        let size = (1 << 20) + 100;
+        let file =
+            preallocate(&path, size, true, Some(&AtomicBool::new(false))).expect("allocated");
+        let mut back = vec![0xFFu8; usize::try_from(size).expect("fits")];
+        assert_eq!(read_at_most(&file, &mut back, 0).expect("read"), back.len());
+        assert!(back.iter().all(|&b| b == 0), "not all zeroes");
+    }
+
+    #[test]
+    fn a_paced_rest_lasts_as_long_as_the_write_unless_hurried() {
+        use std::time::{Duration, Instant};
+        let calm = AtomicBool::new(false);
+        let started = Instant::now();
+        rest_after(Duration::from_millis(30), Some(&calm));
+        assert!(started.elapsed() >= Duration::from_millis(30), "rested");
+        // Unpaced: no rest at all.
+        let started = Instant::now();
+        rest_after(Duration::from_secs(60), None);
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no rest when unpaced"
+        );
+        // A hurry ends a rest under way.
+        let hurry = std::sync::Arc::new(AtomicBool::new(false));
+        let setter = {
+            let hurry = hurry.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                hurry.store(true, Ordering::Relaxed);
+            })
+        };
+        let started = Instant::now();
+        rest_after(Duration::from_secs(60), Some(&hurry));
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the hurry ended the rest"
+        );
+        setter.join().expect("setter");
     }
 
     #[test]

@@ -130,7 +130,7 @@ pub(crate) fn recover(
 
     let file_len = file.metadata().map_err(io("stat", &last_seg.path))?.len();
     let capacity = file_len.max(segment_bytes);
-    files::zero_fill(&file, &last_seg.path, file_len, capacity)?;
+    files::zero_fill(&file, &last_seg.path, file_len, capacity, None)?;
     Ok(Recovered {
         head,
         sealed,
@@ -263,7 +263,7 @@ fn scan_last(
             },
         });
     }
-    files::zero_fill(file, &seg.path, end, dirty_end)?;
+    files::zero_fill(file, &seg.path, end, dirty_end, None)?;
     let torn = TornTail {
         segment: seg.path.clone(),
         offset: end,

@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -168,6 +169,8 @@ pub(crate) struct Writer {
     batch_entries: usize,
     batch_bytes: usize,
     spare: Option<JoinHandle<Result<File, JournalError>>>,
+    /// Set when the writer waits for the spare: its zeroes stop being paced.
+    spare_hurry: Arc<AtomicBool>,
     shared: Arc<Shared>,
     next_seal: Option<Instant>,
     /// Entries since the last seal.
@@ -226,6 +229,7 @@ impl Writer {
             batch_entries: 0,
             batch_bytes: 0,
             spare: None,
+            spare_hurry: Arc::default(),
             shared,
             next_seal,
             dirty: !sealed,
@@ -314,9 +318,7 @@ impl Writer {
         if let Err(e) = self.write_requests(&requests, &mut outcomes) {
             return self.poison(e, requests);
         }
-        let appends_only = requests
-            .iter()
-            .all(|r| matches!(r, Request::Append { .. }));
+        let appends_only = requests.iter().all(|r| matches!(r, Request::Append { .. }));
         if appends_only && !self.sealed && self.syncer.is_some() {
             return self.hand_off(requests, outcomes);
         }
@@ -366,11 +368,13 @@ impl Writer {
         let mut answers = Vec::with_capacity(requests.len());
         for (request, outcome) in requests.into_iter().zip(outcomes) {
             match (request, outcome) {
-                (Request::Append { entries, done }, Outcome::Links(links)) => answers.push(Answer {
-                    done,
-                    entries,
-                    links,
-                }),
+                (Request::Append { entries, done }, Outcome::Links(links)) => {
+                    answers.push(Answer {
+                        done,
+                        entries,
+                        links,
+                    })
+                }
                 (request, _) => request.fail(|| JournalError::WriterPanicked),
             }
         }
@@ -593,11 +597,12 @@ impl Writer {
         let first_seq = self.chain.head().next_seq;
         let spare_path = dir.join(SPARE_FILE);
         let waiting = Instant::now();
+        self.spare_hurry.store(true, Ordering::Relaxed);
         let file = match self.spare.take().map(JoinHandle::join) {
             Some(Ok(Ok(file))) => file,
             Some(Ok(Err(e))) => return Err(e),
             Some(Err(_)) | None => {
-                files::create_preallocated(&spare_path, self.settings.segment_bytes)?
+                files::create_preallocated(&spare_path, self.settings.segment_bytes, None)?
             }
         };
         let spare_wait = waiting.elapsed();
@@ -644,6 +649,8 @@ impl Writer {
     fn start_spare(&mut self, full: Option<File>) {
         let path = self.settings.dir.join(SPARE_FILE);
         let size = self.settings.segment_bytes;
+        let hurry = Arc::new(AtomicBool::new(false));
+        self.spare_hurry = hurry.clone();
         let spawned = std::thread::Builder::new()
             .name("journal-prealloc".into())
             .spawn(move || {
@@ -653,7 +660,7 @@ impl Writer {
                 {
                     tracing::debug!(error = %e, "fadvise of the closed segment failed");
                 }
-                files::create_preallocated(&path, size)
+                files::create_preallocated(&path, size, Some(&hurry))
             });
         // If no thread can be started, the roll allocates the segment itself.
         self.spare = spawned.ok();
@@ -683,6 +690,7 @@ impl Writer {
     fn shutdown(&mut self) {
         // Answers what it holds, then stops.
         drop(self.syncer.take());
+        self.spare_hurry.store(true, Ordering::Relaxed);
         if let Some(Ok(Ok(file))) = self.spare.take().map(JoinHandle::join) {
             drop(file);
             let path = self.settings.dir.join(SPARE_FILE);
