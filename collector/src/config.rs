@@ -128,6 +128,9 @@ pub struct JournalSettings {
     /// Records written with `O_DIRECT`, around the page cache (default `true`; the journal
     /// falls back to the page cache by itself where the filesystem refuses).
     pub direct_writes: bool,
+    /// New segments' zeroes written before use (default `true`); `false` only reserves
+    /// their blocks (see `store::journal::JournalConfig::zero_segments`).
+    pub zero_segments: bool,
 }
 
 impl Default for JournalSettings {
@@ -140,6 +143,7 @@ impl Default for JournalSettings {
             ingest_queue_depth: 256,
             seal_interval_ms: 60_000,
             direct_writes: true,
+            zero_segments: true,
         }
     }
 }
@@ -768,6 +772,7 @@ impl Config {
             self.journal.seal_interval_ms,
         ));
         c.direct_writes = self.journal.direct_writes;
+        c.zero_segments = self.journal.zero_segments;
         c
     }
 

@@ -192,13 +192,42 @@ pub(crate) fn zero_fill(
 /// the zeroes go through the page cache; where it has no `fallocate`, they are written
 /// all the same.
 ///
-/// With `hurry`, the zeroes are paced (see [`rest_after`]) until it is set.
+/// `zeroes` says whether they are written at all, and whether paced.
 pub(crate) fn create_preallocated(
     path: &Path,
     size: u64,
-    hurry: Option<&AtomicBool>,
+    zeroes: Zeroes<'_>,
 ) -> Result<File, JournalError> {
-    preallocate(path, size, true, hurry)
+    preallocate(path, size, true, zeroes)
+}
+
+/// How [`create_preallocated`] writes a file's zeroes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Zeroes<'a> {
+    /// Not at all: the blocks are only reserved (`fallocate`), where the filesystem can.
+    Reserved,
+    /// As fast as the disk takes them.
+    Now,
+    /// Paced until `hurry` is set (see [`rest_after`]).
+    Paced(&'a AtomicBool),
+}
+
+impl<'a> Zeroes<'a> {
+    /// `zero_segments` from the settings, paced by `hurry` if given.
+    pub(crate) fn for_settings(zero: bool, hurry: Option<&'a AtomicBool>) -> Self {
+        match (zero, hurry) {
+            (false, _) => Zeroes::Reserved,
+            (true, None) => Zeroes::Now,
+            (true, Some(hurry)) => Zeroes::Paced(hurry),
+        }
+    }
+
+    fn hurry(self) -> Option<&'a AtomicBool> {
+        match self {
+            Zeroes::Paced(hurry) => Some(hurry),
+            Zeroes::Reserved | Zeroes::Now => None,
+        }
+    }
 }
 
 /// [`create_preallocated`], with direct writes or (`direct` false) through the page cache.
@@ -206,7 +235,7 @@ fn preallocate(
     path: &Path,
     size: u64,
     direct: bool,
-    hurry: Option<&AtomicBool>,
+    zeroes: Zeroes<'_>,
 ) -> Result<File, JournalError> {
     match fs::remove_file(path) {
         Ok(()) => {}
@@ -220,10 +249,19 @@ fn preallocate(
         .mode(DATA_MODE)
         .open(path)
         .map_err(io("create", path))?;
-    match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size) {
-        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {}
+    let reserved = match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size)
+    {
+        Ok(()) => true,
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => false,
         Err(e) => return Err(io("reserve space for", path)(e.into())),
+    };
+    // Without fallocate the zeroes are written all the same: a file that grows as records
+    // come would change metadata at every fdatasync.
+    if reserved && matches!(zeroes, Zeroes::Reserved) {
+        file.sync_all().map_err(io("fsync", path))?;
+        return Ok(file);
     }
+    let hurry = zeroes.hurry();
     // EINVAL: no O_DIRECT on this filesystem, or blocks larger than the alignment used;
     // the zeroes (or what is left of them) then go through the page cache.
     let direct_end = match direct.then(|| DirectFile::open(path)) {
@@ -412,7 +450,7 @@ mod tests {
     fn check_preallocated(dir: &Path, size: u64, direct: bool) {
         let path = dir.join("spare.seg.tmp");
         fs::write(&path, b"a stale spare left by a crash").expect("stale file");
-        let file = preallocate(&path, size, direct, None).expect("allocated");
+        let file = preallocate(&path, size, direct, Zeroes::Now).expect("allocated");
         assert_eq!(file.metadata().expect("stat").len(), size);
         let mut back = vec![0xFFu8; usize::try_from(size).expect("fits")];
         assert_eq!(read_at_most(&file, &mut back, 0).expect("read"), back.len());
@@ -461,8 +499,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("spare.seg.tmp");
         let size = (1 << 20) + 100;
-        let file =
-            preallocate(&path, size, true, Some(&AtomicBool::new(false))).expect("allocated");
+        let calm = AtomicBool::new(false);
+        let file = preallocate(&path, size, true, Zeroes::Paced(&calm)).expect("allocated");
         let mut back = vec![0xFFu8; usize::try_from(size).expect("fits")];
         assert_eq!(read_at_most(&file, &mut back, 0).expect("read"), back.len());
         assert!(back.iter().all(|&b| b == 0), "not all zeroes");
@@ -498,6 +536,18 @@ mod tests {
             "the hurry ended the rest"
         );
         setter.join().expect("setter");
+    }
+
+    #[test]
+    fn a_file_only_reserved_has_its_size_and_reads_as_zeroes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("spare.seg.tmp");
+        let size = (1 << 20) + 100;
+        let file = preallocate(&path, size, true, Zeroes::Reserved).expect("allocated");
+        assert_eq!(file.metadata().expect("stat").len(), size);
+        let mut back = vec![0xFFu8; usize::try_from(size).expect("fits")];
+        assert_eq!(read_at_most(&file, &mut back, 0).expect("read"), back.len());
+        assert!(back.iter().all(|&b| b == 0), "not all zeroes");
     }
 
     #[test]

@@ -206,6 +206,12 @@ pub struct JournalConfig {
     /// `fdatasync`. Where the filesystem refuses direct writes, the writer goes through
     /// the page cache whatever this says.
     pub direct_writes: bool,
+    /// Write a new segment's zeroes before using it (default `true`), so that writing
+    /// records into it changes no file metadata. With `false` its blocks are only reserved
+    /// (`fallocate`): half the bytes reach the disk, but each `fdatasync` that reaches new
+    /// blocks also commits the filesystem's journal. Which is faster depends on the disk:
+    /// see README's measurements.
+    pub zero_segments: bool,
     /// Fault injection: the n-th data `fdatasync` of this writer (from 0) fails.
     #[cfg(test)]
     pub(crate) fail_sync_at: Option<u64>,
@@ -227,6 +233,7 @@ impl JournalConfig {
             max_entry_bytes: 1 << 20,
             on_commit: None,
             direct_writes: true,
+            zero_segments: true,
             #[cfg(test)]
             fail_sync_at: None,
             #[cfg(test)]
@@ -492,6 +499,7 @@ impl Journal {
             seal_interval: config.seal_interval,
             on_commit: config.on_commit.clone(),
             direct_writes: config.direct_writes,
+            zero_segments: config.zero_segments,
             #[cfg(test)]
             faults: syncer::SyncFaults::failing_at(config.fail_sync_at),
             #[cfg(not(test))]

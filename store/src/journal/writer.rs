@@ -139,6 +139,8 @@ pub(crate) struct Settings {
     pub(crate) on_commit: Option<super::CommitObserver>,
     /// Records are written with `O_DIRECT` where the filesystem allows it.
     pub(crate) direct_writes: bool,
+    /// New segments are zeroed before use (else only reserved).
+    pub(crate) zero_segments: bool,
     /// Fault injection: the n-th `fdatasync` of segment data (from 0) fails.
     pub(crate) faults: SyncFaults,
     /// Fault injection: the n-th direct write (from 0) is refused with EINVAL.
@@ -601,9 +603,11 @@ impl Writer {
         let file = match self.spare.take().map(JoinHandle::join) {
             Some(Ok(Ok(file))) => file,
             Some(Ok(Err(e))) => return Err(e),
-            Some(Err(_)) | None => {
-                files::create_preallocated(&spare_path, self.settings.segment_bytes, None)?
-            }
+            Some(Err(_)) | None => files::create_preallocated(
+                &spare_path,
+                self.settings.segment_bytes,
+                files::Zeroes::for_settings(self.settings.zero_segments, None),
+            )?,
         };
         let spare_wait = waiting.elapsed();
         let header = SegmentHeader {
@@ -649,6 +653,7 @@ impl Writer {
     fn start_spare(&mut self, full: Option<File>) {
         let path = self.settings.dir.join(SPARE_FILE);
         let size = self.settings.segment_bytes;
+        let zero = self.settings.zero_segments;
         let hurry = Arc::new(AtomicBool::new(false));
         self.spare_hurry = hurry.clone();
         let spawned = std::thread::Builder::new()
@@ -660,7 +665,11 @@ impl Writer {
                 {
                     tracing::debug!(error = %e, "fadvise of the closed segment failed");
                 }
-                files::create_preallocated(&path, size, Some(&hurry))
+                files::create_preallocated(
+                    &path,
+                    size,
+                    files::Zeroes::for_settings(zero, Some(&hurry)),
+                )
             });
         // If no thread can be started, the roll allocates the segment itself.
         self.spare = spawned.ok();

@@ -471,3 +471,43 @@ fn batches_in_flight_across_rolls_are_answered_in_order_and_kept() {
     }
     assert_chain_intact(dir.path(), &keys);
 }
+
+#[test]
+fn segments_only_reserved_hold_and_recover_like_zeroed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = init(dir.path()).unwrap();
+    let config = JournalConfig {
+        zero_segments: false,
+        ..small_config(dir.path(), 16 << 10)
+    };
+    let (journal, _) = Journal::open(config.clone()).unwrap();
+    for i in 0..100 {
+        journal
+            .append((0..3).map(|k| pending(3 * i + k, base_time())).collect())
+            .unwrap();
+    }
+    // Dropped without closing: no closing seal; recovery finds the end of the data in
+    // blocks that were reserved, never written.
+    drop(journal);
+    let (journal, recovery) = Journal::open(config).unwrap();
+    assert_eq!(
+        recovery.head.next_seq, 300,
+        "every acknowledged entry is there"
+    );
+    journal.append(vec![pending(300, base_time())]).unwrap();
+    journal.close().unwrap();
+    let stored = read_all(dir.path()).unwrap();
+    assert_eq!(stored.len(), 302, "301 entries and the closing seal");
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "seg"))
+        })
+        .count();
+    assert!(
+        segments > 3,
+        "the entries span several segments: {segments}"
+    );
+    assert_chain_intact(dir.path(), &keys);
+}
