@@ -8,6 +8,10 @@
 #   KEEP=1 benches/compare.sh             # keep the work directory (configs, logs, JSON)
 #   RATIO_ROUNDS=5 benches/compare.sh     # the headline pair (rsyslog TCP, collector TLS)
 #                                         # run 5 times in turns (default 3), median taken
+#   ZERO_SEGMENTS=false benches/compare.sh
+#                                         # the collector's journal reserves new segments
+#                                         # without writing their zeroes (faster on a disk
+#                                         # short of bandwidth; see README)
 #   AB_A=old/collector AB_B=new/collector AB_ROUNDS=5 benches/compare.sh
 #                                         # A/B of two collector builds: only the syslog/TLS
 #                                         # run (3), A and B alternated AB_ROUNDS times;
@@ -217,6 +221,7 @@ data_dir = "$dir/journal"
 shutdown_timeout_ms = 10000
 [journal]
 seal_interval_ms = 60000
+zero_segments = ${ZERO_SEGMENTS:-true}
 [tls]
 cert_file = "$PKI/server.pem"
 key_file = "$PKI/server.key"
@@ -554,7 +559,7 @@ echo
 echo "== vigie collector vs rsyslog, loopback, $(nproc) CPUs (shared: expect 15-30% noise), $(date -u +%FT%TZ)"
 echo "   messages: $(jq -r '"\(.message_bytes.min)-\(.message_bytes.max) bytes (mean \(.message_bytes.mean | floor))"' "$WORK/rsyslog-tcp.json"), $CONNS connections, seed 42"
 echo "   rsyslog $("$RSYSLOGD" -v | head -1 | awk '{print $2}'): imptcp / imtcp+gtls / imrelp+TLS -> omfile (no fsync; RELP acked once queued in memory)."
-echo "   collector: every event parsed, mapped, HMAC-chained and fsync'ed (group commit) before its ack."
+echo "   collector: every event parsed, mapped, HMAC-chained and fsync'ed (group commit) before its ack; journal zero_segments = ${ZERO_SEGMENTS:-true}."
 echo
 printf '%-17s %8s %9s %7s %6s %10s %8s %7s %7s %7s %8s %5s\n' \
     run events events/s "cpu s" cores "cpu s/M ev" "RSS MiB" "gen cpu" "p50 ms" "p99 ms" "p999 ms" lost
