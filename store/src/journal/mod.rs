@@ -55,7 +55,10 @@
 //! copied every journaled byte into it a second time: about 12% of the collector's CPU at
 //! full rate (`perf`); `fallocate` alone left the blocks unwritten, and each `fdatasync`
 //! reaching new blocks then committed the filesystem's journal (64-entry batches −20%,
-//! README). The records themselves are written with `O_DIRECT` too
+//! README). On a disk short of bandwidth the zeroes cost more than those commits (they
+//! double the bytes written): [`JournalConfig::zero_segments`] `false` reserves the blocks
+//! only. The zeroes are written in the background, paced so that the writer's own I/O is
+//! not queued behind a segment's worth of them. The records themselves are written with `O_DIRECT` too
 //! ([`JournalConfig::direct_writes`], on by default), from a buffer aligned in memory: the
 //! page cache held a second copy of every record and had the kernel write it back at each
 //! `fdatasync` (the writer thread's system time fell about fourfold); each `fdatasync`
