@@ -321,8 +321,16 @@ impl Writer {
             return self.poison(e, requests);
         }
         let appends_only = requests.iter().all(|r| matches!(r, Request::Append { .. }));
-        if appends_only && !self.sealed && self.syncer.is_some() {
-            return self.hand_off(requests, outcomes);
+        if appends_only
+            && !self.sealed
+            && let Some(syncer) = self.syncer.take()
+        {
+            let handed = syncer.hand(self.ticket(requests, outcomes));
+            self.syncer = Some(syncer);
+            return match handed {
+                Ok(()) => Flow::Continue,
+                Err(cause) => Flow::Poisoned(cause),
+            };
         }
         // In order behind the commits the syncer holds.
         if let Err(cause) = self.settle() {
@@ -365,8 +373,8 @@ impl Writer {
         flow
     }
 
-    /// Hands a written commit of appends to the syncer.
-    fn hand_off(&mut self, requests: Vec<Request>, outcomes: Vec<Outcome>) -> Flow {
+    /// A written commit of appends, for the syncer.
+    fn ticket(&mut self, requests: Vec<Request>, outcomes: Vec<Outcome>) -> Ticket {
         let mut answers = Vec::with_capacity(requests.len());
         for (request, outcome) in requests.into_iter().zip(outcomes) {
             match (request, outcome) {
@@ -380,18 +388,14 @@ impl Writer {
                 (request, _) => request.fail(|| JournalError::WriterPanicked),
             }
         }
-        let ticket = Ticket {
+        // The syncer's fdatasync covers it now.
+        self.unsynced = false;
+        Ticket {
             target: self.sync_target.clone(),
             answers,
             head: *self.chain.head(),
             entries: std::mem::take(&mut self.batch_entries),
             bytes: std::mem::take(&mut self.batch_bytes),
-        };
-        // The syncer's fdatasync covers it now.
-        self.unsynced = false;
-        match self.syncer.as_ref().map(|s| s.hand(ticket)) {
-            Some(Err(cause)) => Flow::Poisoned(cause),
-            Some(Ok(())) | None => Flow::Continue,
         }
     }
 
