@@ -320,18 +320,30 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn try_wait_answers_once_every_chunk_is_durable() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        store::journal::init(dir.path()).expect("init");
-        let mut config = JournalConfig::new(dir.path());
+    /// A pipeline over a new journal in `dir`, two entries per chunk, and a reader of it.
+    fn started(
+        dir: &std::path::Path,
+        fatal: CancellationToken,
+    ) -> (
+        Pipeline,
+        tokio::task::JoinHandle<()>,
+        store::journal::JournalReader,
+    ) {
+        store::journal::init(dir).expect("init");
+        let mut config = JournalConfig::new(dir);
         config.seal_interval = None;
         let (journal, _) = Journal::open(config).expect("open");
         let reader = journal.reader();
         let metrics = Metrics::new().expect("metrics");
+        let (pipeline, submitter) = Pipeline::start(journal, 4, 2, 1 << 20, metrics, fatal);
+        (pipeline, submitter, reader)
+    }
+
+    #[tokio::test]
+    async fn try_wait_answers_once_every_chunk_is_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
         // Two entries per chunk: five entries make three chunks.
-        let (pipeline, submitter) =
-            Pipeline::start(journal, 4, 2, 1 << 20, metrics, CancellationToken::new());
+        let (pipeline, submitter, reader) = started(dir.path(), CancellationToken::new());
         let mut durable = pipeline
             .submit(entries(5), Instant::now())
             .await
@@ -360,14 +372,8 @@ mod tests {
     #[tokio::test]
     async fn a_refused_chunk_answers_with_the_error_and_the_others_are_filed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        store::journal::init(dir.path()).expect("init");
-        let mut config = JournalConfig::new(dir.path());
-        config.seal_interval = None;
-        let (journal, _) = Journal::open(config).expect("open");
-        let reader = journal.reader();
-        let metrics = Metrics::new().expect("metrics");
         let fatal = CancellationToken::new();
-        let (pipeline, submitter) = Pipeline::start(journal, 4, 2, 1 << 20, metrics, fatal.clone());
+        let (pipeline, submitter, reader) = started(dir.path(), fatal.clone());
         // Chunks [0, 1], [not canonical, 3], [4].
         let mut batch = entries(5);
         batch[2].canonical = b"not canonical".to_vec();
