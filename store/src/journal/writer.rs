@@ -312,9 +312,11 @@ impl Writer {
 
     /// Writes a batch, then hands it to the syncer or makes it durable and answers it.
     fn commit(&mut self, requests: Vec<Request>) -> Flow {
-        // The syncer failed an earlier commit.
-        if let Some(cause) = self.shared.fatal.get() {
-            return fail_all(cause, requests);
+        // The syncer failed an earlier commit: once it has answered all it holds, these
+        // fail after them (answers keep the order of the requests).
+        if let Some(cause) = self.shared.fatal.get().cloned() {
+            let _ = self.settle();
+            return fail_all(&cause, requests);
         }
         let mut outcomes = Vec::with_capacity(requests.len());
         if let Err(e) = self.write_requests(&requests, &mut outcomes) {
@@ -692,6 +694,9 @@ impl Writer {
 
     fn poison(&mut self, error: JournalError, requests: Vec<Request>) -> Flow {
         tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "journal poisoned");
+        // The commits the syncer holds were written before this failure: they are answered
+        // first (acknowledged if their fdatasync succeeds), so answers keep their order.
+        let _ = self.settle();
         let cause = Arc::new(error);
         let cause = self.shared.fatal.get_or_init(|| cause).clone();
         for r in requests {
