@@ -15,8 +15,8 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -152,11 +152,7 @@ impl Syncer {
         let Err(job) = sent else {
             return Ok(());
         };
-        let cause = self
-            .shared
-            .fatal
-            .get_or_init(|| Arc::new(JournalError::WriterPanicked))
-            .clone();
+        let cause = self.shared.poison(JournalError::WriterPanicked);
         if let Job::Ticket(t) = job {
             t.fail(&cause);
         }
@@ -233,7 +229,7 @@ fn sync_and_answer(
             last = Some(&t.target);
             if let Err(e) = t.target.sync(faults) {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "journal poisoned");
-                synced = Err(shared.fatal.get_or_init(|| Arc::new(e)).clone());
+                synced = Err(shared.poison(e));
                 break;
             }
         }
@@ -246,7 +242,7 @@ fn sync_and_answer(
     }
     let sync = started.elapsed();
     if let Some(last) = tickets.last() {
-        *shared.head.lock().unwrap_or_else(PoisonError::into_inner) = last.head;
+        shared.publish(last.head);
     }
     if let Some(observer) = on_commit {
         observer.observe(CommitReport {

@@ -121,6 +121,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Makes `head` the durable head (after the `fdatasync` that covers it).
+    pub(crate) fn publish(&self, head: ChainHead) {
+        *self
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+    }
+
+    /// Poisons the journal with `error` unless a failure came first; the first cause.
+    pub(crate) fn poison(&self, error: JournalError) -> Arc<JournalError> {
+        self.fatal.get_or_init(|| Arc::new(error)).clone()
+    }
+
     pub(crate) fn durable_head(&self) -> ChainHead {
         *self
             .head
@@ -341,11 +354,7 @@ impl Writer {
         if let Err(e) = self.sync_written() {
             return self.poison(e, requests);
         }
-        *self
-            .shared
-            .head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = *self.chain.head();
+        self.shared.publish(*self.chain.head());
         // Entries are durable: answer their appenders before the state file.
         let mut later = Vec::new();
         for (request, outcome) in requests.into_iter().zip(outcomes) {
@@ -410,11 +419,7 @@ impl Writer {
             && !syncer.settle()
         {
             self.syncer = None;
-            return Err(self
-                .shared
-                .fatal
-                .get_or_init(|| Arc::new(JournalError::WriterPanicked))
-                .clone());
+            return Err(self.shared.poison(JournalError::WriterPanicked));
         }
         match self.shared.fatal.get() {
             Some(cause) => Err(cause.clone()),
@@ -697,8 +702,7 @@ impl Writer {
         // The commits the syncer holds were written before this failure: they are answered
         // first (acknowledged if their fdatasync succeeds), so answers keep their order.
         let _ = self.settle();
-        let cause = Arc::new(error);
-        let cause = self.shared.fatal.get_or_init(|| cause).clone();
+        let cause = self.shared.poison(error);
         for r in requests {
             r.fail(|| JournalError::Poisoned(cause.clone()));
         }
