@@ -41,7 +41,9 @@
 #                             not rise by more than 4 MiB or 5%; the growth from 10 s to the
 #                             end is printed too)
 #   7. collector  RELP/TLS    closed loop again with PostgreSQL replication on, then the
-#                             time until PostgreSQL holds everything: only if the collector
+#                             time until PostgreSQL holds everything, and the CPU the
+#                             collector and (when it runs on this machine) PostgreSQL used
+#                             over that time, per event: only if the collector
 #                             has --postgres-url and PostgreSQL answers at VIGIE_BENCH_PG
 #                             (default host=127.0.0.1 port=5432 user=postgres; a throwaway
 #                             database is created and dropped); otherwise skipped, with why
@@ -123,6 +125,19 @@ print(" ".join(str(s.getsockname()[1]) for s in held))' "$1" 2>/dev/null && retu
 }
 now() { date +%s.%N; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }   # 1/100 s
+# pg_ticks: the CPU of a PostgreSQL server running on this machine, in 1/100 s: every live
+# `postgres` process, plus what the postmasters reaped of backends that have exited
+# (cutime + cstime). Empty when no server runs here (VIGIE_BENCH_PG elsewhere).
+pg_ticks() {
+    local pid pids
+    pids=$(pgrep -x postgres) || return 0
+    for pid in $pids; do
+        [[ -r /proc/$pid/stat ]] && echo "$pid $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null)"
+    done | awk '{own[NR] = $13 + $14; reaped[NR] = $15 + $16; ppid[NR] = $3; server[$1] = 1}
+        END {for (i = 1; i <= NR; i++) {t += own[i]; if (!(ppid[i] in server)) t += reaped[i]}
+             if (NR) print t}'
+}
+pg_cpu() { :; }   # pg_ticks once the bench server is known to be this machine's
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 # port_open PORT PID: 0 once PORT accepts connections, 1 if PID exited first, 2 after 15 s.
 port_open() {
@@ -323,10 +338,20 @@ wait_replicated() {
         sleep 0.05
     done
     t=$(now)
+    local c1 pg1
+    c1=$(cpu_ticks "$C_PID")
+    pg1=$(pg_cpu)
     rows=$(psql "$VIGIE_POSTGRES_URL" -Atqc "SELECT count(*) FROM entries" 2>/dev/null || echo "?")
-    awk -v t="$t" -v t0="$t0" -v n="$want" -v lag="$lag" -v rows="$rows" 'BEGIN {
-        printf "%d events replicated (%s rows in PostgreSQL, lag %s) %.1f s after the start = %.0f events/s end to end\n",
-            n, rows, lag, t - t0, n / (t - t0) }' >"$WORK/$name.replication"
+    awk -v t="$t" -v t0="$t0" -v n="$want" -v lag="$lag" -v rows="$rows" \
+        -v c="$((c1 - REPL_C0))" -v pg0="${REPL_PG0:-}" -v pg1="$pg1" 'BEGIN {
+        printf "%d events replicated (%s rows in PostgreSQL, lag %s) %.1f s after the start = %.0f events/s end to end", \
+            n, rows, lag, t - t0, n / (t - t0)
+        printf "; over that time the collector used %.1f CPU s (%.1f us per event)", c / 100, c / 100 / n * 1e6
+        if (pg0 != "" && pg1 != "")
+            printf ", PostgreSQL %.1f CPU s (%.1f us per row)", (pg1 - pg0) / 100, (pg1 - pg0) / 100 / n * 1e6
+        else
+            printf ", PostgreSQL not measured (not a server of this machine)"
+        printf "\n" }' >"$WORK/$name.replication"
     log "    replication: $(cat "$WORK/$name.replication")"
 }
 
@@ -376,6 +401,7 @@ run() {
     [[ $proto != syslog-tcp ]] && tls=("${TLS_ARGS[@]}")
     log "run $name: $daemon, $proto, $*"
     c0=$(cpu_ticks "$pid")
+    REPL_C0=$c0 REPL_PG0=$(pg_cpu)
     t0=$(now)
     "$LOADGEN" --protocol "$proto" --target "127.0.0.1:$port" "${tls[@]}" "${LG_COMMON[@]}" \
         --json "$json" "$@" >"$WORK/$name.txt" 2>"$WORK/$name.err" || true
@@ -518,6 +544,10 @@ elif ! command -v psql >/dev/null; then
 elif ! psql "$PG_SERVER dbname=postgres" -Atqc 'SELECT 1' >/dev/null 2>&1; then
     pg_note="skipped: PostgreSQL unreachable at '$PG_SERVER' (set VIGIE_BENCH_PG)"
 else
+    # PostgreSQL's CPU is read from /proc when the server is this machine's.
+    if [[ $PG_SERVER =~ host=((127\.0\.0\.1|localhost|::1)([\ ]|$)|/) || ! $PG_SERVER =~ host= ]]; then
+        pg_cpu() { pg_ticks; }
+    fi
     PG_DB=vigie_bench_$$_$RANDOM
     psql "$PG_SERVER dbname=postgres" -Atqc "CREATE DATABASE $PG_DB" >/dev/null
     drop_db() { psql "$PG_SERVER dbname=postgres" -Atqc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true; }
@@ -533,6 +563,7 @@ else
     start_collector replication-sustained
     sample 1 "$WORK/replication-lag.txt" lag_and_accepted
     log "run replication-sustained: collector, relp-tls, $REPL_RATE msg/s for $REPL_SECS s, replication on"
+    REPL_C0=$(cpu_ticks "$C_PID") REPL_PG0=$(pg_cpu)
     t0=$(now)
     "$LOADGEN" --protocol relp-tls --target "127.0.0.1:$C_RELP" "${TLS_ARGS[@]}" "${LG_COMMON[@]}" \
         --rate "$REPL_RATE" --duration "$REPL_SECS" --window 1024 \
