@@ -1,8 +1,10 @@
 //! Umbrella package of the remote-maintenance connection journal.
 //!
-//! It owns the end-to-end tests in `tests/` and the benches in `benches/`; the product
-//! itself lives in the workspace members `proto`, `store`, `collector` and `auditor`.
-//! This library only re-exports them so tests and benches name one crate.
+//! It owns the end-to-end tests in `tests/` (a real rsyslog forwarding to the collector
+//! over RELP with mutual TLS, then the auditor's declarations, verification and report)
+//! and the benches in `benches/`; the product itself lives in the workspace members
+//! `proto`, `store`, `collector` and `auditor`. This library re-exports the first two and
+//! holds the sample event the benches share.
 
 pub use proto;
 pub use store;
