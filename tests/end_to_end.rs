@@ -187,6 +187,19 @@ fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> Vec<Line> {
             session_id: session_id.to_owned(),
         });
     }
+    // Hugo, after the window, over SSH on the bastion with his own account and a key alone:
+    // sshd names only the account, which the staff list gives to Hugo and nobody else.
+    lines.push(Line {
+        at: -3,
+        text: format!(
+            "<86>1 {} bastion-01 sshd 4301 - - Accepted publickey for hroux from 203.0.113.8 port 50344 ssh2: ED25519 SHA256:Vb8mQ1r2LxkP0c7uYh3dWn",
+            rfc3339(at(-3))
+        ),
+        kind: EventKind::AuthSuccess,
+        person: None,
+        account: "hroux",
+        session_id: "203.0.113.8:50344".to_owned(),
+    });
     lines.sort_by_key(|l| l.at);
     lines
 }
@@ -665,6 +678,12 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
         want("missing_report", Some(MALLORY), Some("mdubois"), None),
         want("outside_window", Some(HUGO), Some("hroux"), None),
         want("missing_report", Some(HUGO), Some("hroux"), None),
+        // His SSH login, named by the staff list: the vendor's, after its window too, on
+        // the bastion itself (not among his resources), with a key alone.
+        want("outside_window", Some(HUGO), Some("hroux"), None),
+        want("missing_report", Some(HUGO), Some("hroux"), None),
+        want("undeclared_target", Some(HUGO), Some("hroux"), None),
+        want("no_second_factor", Some(HUGO), Some("hroux"), None),
         want("not_nominative", None, Some("maint"), None),
         want("no_second_factor", None, Some("maint"), None),
         // Both journals are younger than the 18 months kept (information only).
@@ -673,7 +692,7 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
     ];
     expected.sort();
     assert_eq!(got, expected, "findings: {:#?}", audit.findings);
-    assert_eq!(audit.stats.connections, 4, "{:#?}", audit.stats);
+    assert_eq!(audit.stats.connections, 5, "{:#?}", audit.stats);
     let session = |person: &str| {
         audit
             .sessions
@@ -683,6 +702,16 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
     };
     assert_eq!(session(JEANNE).window.as_deref(), Some(WINDOW));
     assert_eq!(session(HUGO).window, None);
+    let hugo: Vec<_> = (audit.sessions.iter())
+        .filter(|s| s.account.as_deref() == Some("hroux"))
+        .map(|s| (s.vendor.as_deref(), s.person.as_deref()))
+        .collect();
+    assert_eq!(
+        hugo,
+        [(Some(VENDOR), Some(HUGO)); 2],
+        "{:#?}",
+        audit.sessions
+    );
 
     // Tampering: one byte of the person's name in the record of Hugo's session start.
     let (segment, record) = std::fs::read_dir(&events_dir)

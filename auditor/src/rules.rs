@@ -20,6 +20,27 @@
 //! interval overlaps the session, within [`RuleConfig::report_slack`], naming the person
 //! or nobody).
 //!
+//! # Who connected
+//!
+//! A connection is nominative when it names a person and a vendor. One that names no
+//! person is named after its account's holder in the staff list in force at its start
+//! (the last one filed at or before it, never one filed later):
+//!
+//! - when it names its vendor, the vendor's list;
+//! - when it names none (an OpenSSH login relayed by a bastion knows only the account,
+//!   as does any source whose profile does not know the vendor), the lists of every
+//!   vendor of the establishment, and the holder's vendor becomes the connection's.
+//!
+//! Only a sole holder names anyone: an account that nobody holds, or that several
+//! members hold (of one vendor or of several), leaves the connection not nominative; an
+//! ambiguity is never settled by a guess. A connection so named is then judged like one
+//! that named that person and vendor (staff list, departure, resources, that vendor's
+//! windows and reports), and each of its findings cites the staff list that named the
+//! person right after the start's entry. An audit restricted to one vendor keeps only
+//! the events that name it (a vendor's journal read from PostgreSQL reads no others), so
+//! it leaves out the connections that name no vendor, even those whose account that
+//! vendor's staff holds.
+//!
 //! # Logins without a session
 //!
 //! Some sources log only the authentication (an sshd `Accepted publickey` line without
@@ -59,6 +80,12 @@
 //! when the engine is made, so a session is checked against the few that can overlap it
 //! (binary search on the start, bounded by the longest interval) instead of all of them;
 //! the first match in filing order is still the one taken.
+//!
+//! The holder of an account across an establishment's vendors (for connections that name
+//! no vendor) is looked for once per (establishment, account) and staff-list version:
+//! the lists in force change only when one is filed, so the version is how many of the
+//! establishment's lists were filed by the start (a binary search), and the holder is
+//! looked for again, through every vendor's list in force, only when it has moved.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
@@ -126,7 +153,7 @@ pub struct SessionRecord {
     pub tenant: String,
     /// The source that reported it.
     pub source: String,
-    /// The vendor.
+    /// The vendor (as reported, or that of the account's holder in the staff lists).
     pub vendor: Option<String>,
     /// The person (as reported, or from the staff list by account).
     pub person: Option<String>,
@@ -443,6 +470,10 @@ struct Names {
 /// An open session's address and start entry.
 type OpenStart = (Option<IpAddr>, EntryRef);
 
+/// The staff-list version an account's holder was looked for in, and the holder found, as
+/// (vendor, person): `None` when nobody or several members hold the account.
+type HolderAt = (usize, Option<(Sym, Sym)>);
+
 /// A session being followed, its names interned.
 #[derive(Debug, Clone)]
 struct Session<'d> {
@@ -462,6 +493,9 @@ struct Session<'d> {
     emergency: bool,
     /// The start's entry (and the end's).
     entries: Vec<EntryRef>,
+    /// The staff list that named the person, when the connection named no person: its
+    /// findings cite it after the start's entry.
+    named_by: Option<EntryRef>,
 }
 
 #[derive(Debug)]
@@ -594,15 +628,29 @@ impl<'d> VendorIndex<'d> {
     }
 }
 
+/// A tenant's vendors and when their staff lists were filed.
+#[derive(Debug, Default)]
+struct TenantIndex<'d> {
+    /// Where each vendor's declarations are in [`Engine::vendors`].
+    vendors: HashMap<&'d str, usize>,
+    /// When each staff list of the tenant's vendors was filed (as [`nanos`]), sorted: the
+    /// lists in force change only at these instants, so how many of them are at or before
+    /// `t` names the lists in force at `t` (the staff-list version).
+    staff_filed: Vec<i128>,
+}
+
 /// The streaming rule engine.
 #[derive(Debug)]
 pub struct Engine<'d> {
     /// The declarations per tenant and vendor, indexed by time.
     vendors: Vec<VendorIndex<'d>>,
-    /// Where each (tenant, vendor) of the declarations is in `vendors`.
-    by_name: HashMap<&'d str, HashMap<&'d str, usize>>,
+    /// Per tenant, where each vendor of the declarations is in `vendors`.
+    by_name: HashMap<&'d str, TenantIndex<'d>>,
     /// The same, by interned names, filled as they are met (`None`: nothing declared).
     by_sym: FxMap<(Sym, Sym), Option<usize>>,
+    /// For connections that name no vendor: the holder of each (tenant, account) across
+    /// the tenant's staff lists.
+    holders: FxMap<(Sym, Sym), HolderAt>,
     /// Candidate windows of one lookup (kept to reuse its allocation).
     scratch: Vec<usize>,
     cfg: RuleConfig,
@@ -636,18 +684,23 @@ impl<'d> Engine<'d> {
     /// An engine judging against `decls`.
     pub fn new(decls: &'d Declarations, cfg: RuleConfig) -> Self {
         let mut vendors = Vec::new();
-        let mut by_name: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
+        let mut by_name: HashMap<&str, TenantIndex<'d>> = HashMap::new();
         for (tenant, vendor, vd) in decls.vendors() {
-            by_name
-                .entry(tenant)
-                .or_default()
-                .insert(vendor, vendors.len());
+            let index = by_name.entry(tenant).or_default();
+            index.vendors.insert(vendor, vendors.len());
+            index
+                .staff_filed
+                .extend(vd.staff_lists.iter().map(|l| nanos(l.filed_at)));
             vendors.push(VendorIndex::new(vd));
+        }
+        for index in by_name.values_mut() {
+            index.staff_filed.sort_unstable();
         }
         Engine {
             vendors,
             by_name,
             by_sym: FxMap::default(),
+            holders: FxMap::default(),
             scratch: Vec::new(),
             cfg,
             cache: OccurrenceCache::default(),
@@ -849,6 +902,7 @@ impl<'d> Engine<'d> {
             window: None,
             emergency: false,
             entries: vec![at.clone()],
+            named_by: None,
         }
     }
 
@@ -1010,6 +1064,7 @@ impl<'d> Engine<'d> {
         f.person = names.owned(s.person);
         f.account = names.owned(s.account);
         f.entries = vec![s.entries[0].clone()];
+        f.entries.extend(s.named_by.clone());
         f.facts = Facts {
             target: names.owned(s.target),
             addr: s.addr.map(|a| a.to_string()),
@@ -1047,19 +1102,69 @@ impl<'d> Engine<'d> {
         let slot = self
             .by_name
             .get(self.names.name(tenant))
-            .and_then(|by_vendor| by_vendor.get(self.names.name(vendor)))
+            .and_then(|index| index.vendors.get(self.names.name(vendor)))
             .copied();
         self.by_sym.insert((tenant, vendor), slot);
         slot
     }
 
+    /// The one member holding `account` in the staff lists in force at `t` of every
+    /// vendor of `tenant`, as (vendor, person); `None` when nobody holds it or several
+    /// members do (of one vendor or of several). Kept per (tenant, account) with the
+    /// staff-list version it was found for: looked for again only once a staff list of
+    /// the tenant was filed in between.
+    fn sole_holder(&mut self, tenant: Sym, account: Sym, t: OffsetDateTime) -> Option<(Sym, Sym)> {
+        let index = self.by_name.get(self.names.name(tenant))?;
+        let at = nanos(t);
+        let version = index.staff_filed.partition_point(|&filed| filed <= at);
+        if let Some(&(seen, holder)) = self.holders.get(&(tenant, account))
+            && seen == version
+        {
+            return holder;
+        }
+        let sole = {
+            let account = self.names.name(account);
+            let vendors = &self.vendors;
+            let mut holders = index.vendors.iter().flat_map(|(&vendor, &slot)| {
+                let decls: &'d VendorDecls = vendors[slot].decls;
+                decls
+                    .staff_list_at(t)
+                    .into_iter()
+                    .flat_map(|l| l.value.iter())
+                    .filter(move |m| m.accounts.iter().any(|a| a == account))
+                    .map(move |m| (vendor, m.person.as_str()))
+            });
+            match (holders.next(), holders.next()) {
+                (Some(holder), None) => Some(holder),
+                _ => None,
+            }
+        };
+        let holder =
+            sole.map(|(vendor, person)| (self.names.intern(vendor), self.names.intern(person)));
+        self.holders.insert((tenant, account), (version, holder));
+        holder
+    }
+
     fn judge_start(&mut self, r: &mut Session<'d>) {
         self.stats.connections += 1;
         let t = r.start;
+        // Nominative identity: the person reported, else the sole holder of the account in
+        // the staff list in force, in the vendor's list or, when the connection names no
+        // vendor, in those of every vendor of the tenant (the holder's vendor is then the
+        // connection's).
+        let mut from_list = false;
+        if r.vendor.is_none()
+            && r.person.is_none()
+            && let Some(account) = r.account
+            && let Some((vendor, person)) = self.sole_holder(r.tenant, account, t)
+        {
+            r.vendor = Some(vendor);
+            r.person = Some(person);
+            from_list = true;
+        }
         let slot = r.vendor.and_then(|v| self.vendor_slot(r.tenant, v));
         let vd: Option<&'d VendorDecls> = slot.map(|i| self.vendors[i].decls);
         let list = vd.and_then(|vd| vd.staff_list_at(t));
-        // Nominative identity: the person reported, or the holder of the account.
         if r.person.is_none()
             && let (Some(list), Some(account)) = (list, r.account)
         {
@@ -1070,7 +1175,11 @@ impl<'d> Engine<'d> {
                 .filter(|m| m.accounts.iter().any(|a| a == account));
             if let (Some(holder), None) = (holders.next(), holders.next()) {
                 r.person = Some(self.names.intern(&holder.person));
+                from_list = true;
             }
+        }
+        if from_list {
+            r.named_by = list.map(|l| l.entry.clone());
         }
         let (Some(vendor), Some(person_sym)) = (r.vendor, r.person) else {
             let f = self.finding(Rule::NotNominative, r);
@@ -1117,7 +1226,9 @@ impl<'d> Engine<'d> {
                 Some(m) if m.start_date <= local_date => {}
                 _ => {
                     let mut f = self.finding(Rule::NotOnStaffList, r);
-                    if let Some(l) = list {
+                    if let Some(l) = list
+                        && !f.entries.contains(&l.entry)
+                    {
                         f.entries.push(l.entry.clone());
                     }
                     self.findings.push(f);
@@ -1133,7 +1244,9 @@ impl<'d> Engine<'d> {
             let mut f = self.finding(Rule::StaffListStale, r);
             f.person = None;
             f.account = None;
-            f.entries.push(l.entry.clone());
+            if !f.entries.contains(&l.entry) {
+                f.entries.push(l.entry.clone());
+            }
             f.facts.when = Some(l.filed_at);
             f.facts.amount = Some((t - l.filed_at).whole_days());
             self.findings.push(f);
@@ -1795,6 +1908,201 @@ mod tests {
         );
         let d = declarations(&[(start, end, end)]);
         assert_eq!(judge(&d, session(None, start, end)), []);
+        // Its findings cite the staff list that named Ana, after the start's entry.
+        let (findings, sessions, _) = run(&declarations(&[]), session(None, start, end));
+        assert_eq!(
+            findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            [Rule::MissingReport]
+        );
+        assert_eq!(findings[0].person.as_deref(), Some("ana@acme.fr"));
+        assert_eq!(findings[0].entries, [entry("ev", 0), entry("decl", 1)]);
+        assert_eq!(sessions[0].person.as_deref(), Some("ana@acme.fr"));
+    }
+
+    fn entry(ledger: &str, seq: u64) -> EntryRef {
+        EntryRef {
+            ledger: ledger.into(),
+            seq,
+        }
+    }
+
+    /// A staff list of `vendor` filed at `filed_at`: persons and the accounts they hold.
+    fn staff_list(
+        seq: u64,
+        filed_at: OffsetDateTime,
+        vendor: &str,
+        members: &[(&str, &[&str])],
+    ) -> (EntryRef, Declaration) {
+        let persons = members
+            .iter()
+            .map(|(person, accounts)| StaffMember {
+                person: (*person).into(),
+                last_name: "N".into(),
+                first_name: "P".into(),
+                email: (*person).into(),
+                accounts: accounts.iter().map(|a| (*a).into()).collect(),
+                access_level: "admin".into(),
+                resources: vec!["srv-*".into()],
+                start_date: date!(2025 - 01 - 01),
+            })
+            .collect();
+        decl(
+            seq,
+            filed_at,
+            DeclarationBody::StaffList {
+                vendor: vendor.into(),
+                persons,
+            },
+        )
+    }
+
+    /// An OpenSSH login of `account` on `srv-1`, as its sshd logs it: the `Accepted` line,
+    /// then the PAM session's lines, which carry neither address nor factors. No line
+    /// names a vendor or a person.
+    fn openssh(account: &str, start: OffsetDateTime, end: OffsetDateTime) -> Vec<ConnectionEvent> {
+        let line = |kind, at, id: &str| ConnectionEvent {
+            vendor: None,
+            person: None,
+            account: Some(account.into()),
+            source_addr: None,
+            factors: vec![],
+            ..event(kind, at, Some(id))
+        };
+        let mut accepted = line(
+            EventKind::AuthSuccess,
+            start - Duration::seconds(1),
+            "10.0.0.9:50000",
+        );
+        accepted.source_addr = Some("10.0.0.9".parse().unwrap());
+        accepted.factors = vec![AuthFactor::PublicKey, AuthFactor::Otp];
+        vec![
+            accepted,
+            line(EventKind::SessionStart, start, "sshd[42]"),
+            line(EventKind::SessionEnd, end, "sshd[42]"),
+        ]
+    }
+
+    fn who(findings: &[Finding]) -> Vec<(Rule, Option<&str>, Option<&str>)> {
+        findings
+            .iter()
+            .map(|f| (f.rule, f.vendor.as_deref(), f.person.as_deref()))
+            .collect()
+    }
+
+    /// Acme's declarations (Ana holding `ana`, a daily window, a report of `start`-`end`)
+    /// and a staff list of Beta, which has no window, filed before: `(declarations,
+    /// start, end)`.
+    fn acme_and_beta(beta: &[(&str, &[&str])]) -> (Declarations, OffsetDateTime, OffsetDateTime) {
+        let (start, end) = (
+            datetime!(2026-07-15 8:00 UTC),
+            datetime!(2026-07-15 9:00 UTC),
+        );
+        let mut d = declarations(&[(start, end, end)]);
+        let (e, list) = staff_list(20, datetime!(2026-01-01 0:00 UTC), "beta", beta);
+        d.add(e, list);
+        (d, start, end)
+    }
+
+    #[test]
+    fn a_connection_naming_no_vendor_is_its_account_holders() {
+        // Acme's Ana holds `ana`; Beta's Bea holds `bea`.
+        let (d, start, end) = acme_and_beta(&[("bea@beta.fr", &["bea"])]);
+        let (findings, sessions, stats) = run(&d, openssh("ana", start, end));
+        assert_eq!(findings, []);
+        assert_eq!(stats.connections, 1);
+        assert_eq!(stats.persons, 1);
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(
+            (sessions[0].vendor.as_deref(), sessions[0].person.as_deref()),
+            (Some("acme"), Some("ana@acme.fr"))
+        );
+        assert_eq!(sessions[0].window.as_deref(), Some("daily"));
+        // Bea's connection is Beta's, judged against Beta's declarations: no window, no
+        // report. Each finding cites the session's start and the list that named her.
+        let (findings, sessions, _) = run(&d, openssh("bea", start, end));
+        assert_eq!(
+            who(&findings),
+            [
+                (Rule::OutsideWindow, Some("beta"), Some("bea@beta.fr")),
+                (Rule::MissingReport, Some("beta"), Some("bea@beta.fr")),
+            ]
+        );
+        for f in &findings {
+            assert_eq!(f.account.as_deref(), Some("bea"));
+            assert_eq!(f.entries, [entry("ev", 1), entry("decl", 20)]);
+        }
+        assert_eq!(
+            (sessions[0].vendor.as_deref(), sessions[0].person.as_deref()),
+            (Some("beta"), Some("bea@beta.fr"))
+        );
+    }
+
+    #[test]
+    fn an_account_held_by_several_members_or_by_nobody_names_nobody() {
+        // Beta's Bob also holds `ana`; Beta's Bea and Ben share `ops`.
+        let (d, start, end) = acme_and_beta(&[
+            ("bob@beta.fr", &["ana"]),
+            ("bea@beta.fr", &["ops"]),
+            ("ben@beta.fr", &["ops"]),
+        ]);
+        for account in ["ana", "ops", "nobody"] {
+            let (findings, sessions, stats) = run(&d, openssh(account, start, end));
+            assert_eq!(
+                who(&findings),
+                [(Rule::NotNominative, None, None)],
+                "{account}"
+            );
+            assert_eq!(findings[0].account.as_deref(), Some(account));
+            assert_eq!(findings[0].entries, [entry("ev", 1)]);
+            assert_eq!(
+                (sessions[0].vendor.as_deref(), sessions[0].person.as_deref()),
+                (None, None)
+            );
+            assert_eq!(stats.persons, 0);
+        }
+        // Named with its vendor, `ana` is the holder's in that vendor's list alone.
+        let mut acme = openssh("ana", start, end);
+        for e in &mut acme {
+            e.vendor = Some("acme".into());
+        }
+        assert_eq!(judge(&d, acme), []);
+    }
+
+    #[test]
+    fn only_the_staff_lists_in_force_at_the_start_name_the_holder() {
+        let d = {
+            let mut d = declarations(&[]);
+            // Beta's first list is filed on 16 July; the one of 20 July gives Bea
+            // another account.
+            for (seq, filed_at, account) in [
+                (20, datetime!(2026-07-16 0:00 UTC), "bea"),
+                (21, datetime!(2026-07-20 0:00 UTC), "bea.b"),
+            ] {
+                let (e, beta) = staff_list(seq, filed_at, "beta", &[("bea@beta.fr", &[account])]);
+                d.add(e, beta);
+            }
+            d
+        };
+        let mut events = Vec::new();
+        for day in [15, 17, 21] {
+            let start = datetime!(2026-07-01 8:00 UTC) + Duration::days(day - 1);
+            events.extend(openssh("bea", start, start + Duration::hours(1)));
+        }
+        let (findings, _, stats) = run(&d, events);
+        assert_eq!(stats.connections, 3);
+        assert_eq!(
+            who(&findings),
+            [
+                // 15 July: Beta's first list was filed the next day.
+                (Rule::NotNominative, None, None),
+                // 17 July: the list of 16 July names Bea.
+                (Rule::OutsideWindow, Some("beta"), Some("bea@beta.fr")),
+                (Rule::MissingReport, Some("beta"), Some("bea@beta.fr")),
+                // 21 July: the list in force gives `bea` to nobody.
+                (Rule::NotNominative, None, None),
+            ]
+        );
+        assert_eq!(findings[1].entries, [entry("ev", 4), entry("decl", 20)]);
     }
 
     #[test]
