@@ -92,7 +92,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
 use proto::canonical::{EventKindRef, EventRef, Factors};
-use proto::model::AuthFactor;
+use proto::model::{AuthFactor, StaffMember};
 use serde::Serialize;
 use time::{Date, Duration, OffsetDateTime};
 
@@ -628,6 +628,24 @@ impl<'d> VendorIndex<'d> {
     }
 }
 
+/// The members of a staff list holding `account`.
+fn holding<'l, 'a>(
+    members: &'l [StaffMember],
+    account: &'a str,
+) -> impl Iterator<Item = &'l StaffMember> + use<'l, 'a> {
+    members
+        .iter()
+        .filter(move |m| m.accounts.iter().any(|a| a == account))
+}
+
+/// The only item, if there is exactly one.
+fn sole<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    match (items.next(), items.next()) {
+        (Some(item), None) => Some(item),
+        _ => None,
+    }
+}
+
 /// A tenant's vendors and when their staff lists were filed.
 #[derive(Debug, Default)]
 struct TenantIndex<'d> {
@@ -1125,19 +1143,11 @@ impl<'d> Engine<'d> {
         let sole = {
             let account = self.names.name(account);
             let vendors = &self.vendors;
-            let mut holders = index.vendors.iter().flat_map(|(&vendor, &slot)| {
+            sole(index.vendors.iter().flat_map(|(&vendor, &slot)| {
                 let decls: &'d VendorDecls = vendors[slot].decls;
-                decls
-                    .staff_list_at(t)
-                    .into_iter()
-                    .flat_map(|l| l.value.iter())
-                    .filter(move |m| m.accounts.iter().any(|a| a == account))
-                    .map(move |m| (vendor, m.person.as_str()))
-            });
-            match (holders.next(), holders.next()) {
-                (Some(holder), None) => Some(holder),
-                _ => None,
-            }
+                let members = decls.staff_list_at(t).map_or(&[][..], |l| &l.value[..]);
+                holding(members, account).map(move |m| (vendor, m.person.as_str()))
+            }))
         };
         let holder =
             sole.map(|(vendor, person)| (self.names.intern(vendor), self.names.intern(person)));
@@ -1167,16 +1177,10 @@ impl<'d> Engine<'d> {
         let list = vd.and_then(|vd| vd.staff_list_at(t));
         if r.person.is_none()
             && let (Some(list), Some(account)) = (list, r.account)
+            && let Some(holder) = sole(holding(&list.value, self.names.name(account)))
         {
-            let account = self.names.name(account);
-            let mut holders = list
-                .value
-                .iter()
-                .filter(|m| m.accounts.iter().any(|a| a == account));
-            if let (Some(holder), None) = (holders.next(), holders.next()) {
-                r.person = Some(self.names.intern(&holder.person));
-                from_list = true;
-            }
+            r.person = Some(self.names.intern(&holder.person));
+            from_list = true;
         }
         if from_list {
             r.named_by = list.map(|l| l.entry.clone());
@@ -1700,7 +1704,7 @@ mod tests {
             account: Some("ana".into()),
             target: Some("srv-1".into()),
             protocol: Some("ssh".into()),
-            source_addr: Some("10.0.0.9".parse().unwrap()),
+            source_addr: Some(IpAddr::from([10, 0, 0, 9])),
             session_id: id.map(Into::into),
             factors: vec![AuthFactor::PublicKey, AuthFactor::Otp],
             occurred_at: at,
@@ -1973,7 +1977,7 @@ mod tests {
             start - Duration::seconds(1),
             "10.0.0.9:50000",
         );
-        accepted.source_addr = Some("10.0.0.9".parse().unwrap());
+        accepted.source_addr = Some(IpAddr::from([10, 0, 0, 9]));
         accepted.factors = vec![AuthFactor::PublicKey, AuthFactor::Otp];
         vec![
             accepted,
