@@ -33,6 +33,8 @@ use proto::verify::{Alteration, Problem};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use anyhow::{Context as _, anyhow};
+
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 
 /// The establishment the bastion's lines are for.
@@ -113,13 +115,13 @@ struct Line {
     session_id: String,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).expect("an instant formats as RFC 3339")
+fn rfc3339(t: OffsetDateTime) -> anyhow::Result<String> {
+    t.format(&Rfc3339).context("an instant formats as RFC 3339")
 }
 
 /// The bastion's lines in the order it logs them, as its local programs hand them to its
 /// syslog (RFC 5424, without the establishment: the forwarding rsyslog adds it).
-fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> Vec<Line> {
+fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> anyhow::Result<Vec<Line>> {
     let mut lines = Vec::new();
     for s in &SESSIONS {
         let fields = format!(
@@ -138,7 +140,7 @@ fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> Vec<Line> {
                 format!(r#"duration_s="{}""#, s.end - s.start),
             ),
         ] {
-            let when = rfc3339(at(t));
+            let when = rfc3339(at(t))?;
             let word = match kind {
                 EventKind::SessionStart => "session_start",
                 _ => "session_end",
@@ -180,7 +182,7 @@ fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> Vec<Line> {
     for (t, kind, msg, session_id) in sshd {
         lines.push(Line {
             at: t,
-            text: format!("<86>1 {} bastion-01 sshd 4242 - - {msg}", rfc3339(at(t))),
+            text: format!("<86>1 {} bastion-01 sshd 4242 - - {msg}", rfc3339(at(t))?),
             kind,
             person: None,
             account: "maint",
@@ -193,7 +195,7 @@ fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> Vec<Line> {
         at: -3,
         text: format!(
             "<86>1 {} bastion-01 sshd 4301 - - Accepted publickey for hroux from 203.0.113.8 port 50344 ssh2: ED25519 SHA256:Vb8mQ1r2LxkP0c7uYh3dWn",
-            rfc3339(at(-3))
+            rfc3339(at(-3))?
         ),
         kind: EventKind::AuthSuccess,
         person: None,
@@ -201,7 +203,7 @@ fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> Vec<Line> {
         session_id: "203.0.113.8:50344".to_owned(),
     });
     lines.sort_by_key(|l| l.at);
-    lines
+    Ok(lines)
 }
 
 /// The hospital's bastion: an rsyslogd whose TCP input stands for the bastion's local
@@ -213,13 +215,13 @@ struct Bastion {
 }
 
 impl Bastion {
-    fn start(dir: &Path, collector: SocketAddr, pki: &DevPki) -> Bastion {
+    fn start(dir: &Path, collector: SocketAddr, pki: &DevPki) -> anyhow::Result<Bastion> {
         assert!(
             Path::new(RSYSLOGD).exists(),
             "{RSYSLOGD} is missing: apt-get install -y rsyslog rsyslog-gnutls rsyslog-relp"
         );
         let work = dir.join("work");
-        std::fs::create_dir_all(&work).expect("rsyslog work directory");
+        std::fs::create_dir_all(&work).context("rsyslog work directory")?;
         let port_file = dir.join("input.port");
         let relp = [
             ("target", "127.0.0.1".to_owned()),
@@ -256,9 +258,9 @@ impl Bastion {
         ]
         .join("\n");
         let config_file = dir.join("rsyslog.conf");
-        std::fs::write(&config_file, config + "\n").expect("write rsyslog.conf");
+        std::fs::write(&config_file, config + "\n").context("write rsyslog.conf")?;
         let pid_file = dir.join("rsyslogd.pid");
-        let log = std::fs::File::create(dir.join("rsyslogd.log")).expect("rsyslogd log file");
+        let log = std::fs::File::create(dir.join("rsyslogd.log")).context("rsyslogd log file")?;
         // In the foreground (-n), with its own configuration (-f) and pid file (-i); it
         // reports its errors on standard error.
         let rsyslogd = Command::new(RSYSLOGD)
@@ -269,7 +271,7 @@ impl Bastion {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start rsyslogd");
+            .context("start rsyslogd")?;
         let mut bastion = Bastion {
             rsyslogd,
             dir: dir.to_path_buf(),
@@ -278,19 +280,21 @@ impl Bastion {
         let port = poll(
             Duration::from_secs(30),
             || {
-                let status = bastion.rsyslogd.try_wait().expect("rsyslogd status");
+                let status = bastion.rsyslogd.try_wait().context("rsyslogd status")?;
                 assert!(
                     status.is_none(),
                     "rsyslogd exited ({status:?}): {}",
                     bastion.log()
                 );
-                let text = std::fs::read_to_string(&port_file).ok()?;
-                text.trim().parse::<u16>().ok().filter(|&p| p != 0)
+                let Ok(text) = std::fs::read_to_string(&port_file) else {
+                    return Ok(None);
+                };
+                Ok(text.trim().parse::<u16>().ok().filter(|&p| p != 0))
             },
             || format!("rsyslogd wrote no input port: {}", said(dir)),
-        );
+        )?;
         bastion.input.set_port(port);
-        bastion
+        Ok(bastion)
     }
 
     /// What rsyslogd said, for failure messages.
@@ -299,12 +303,12 @@ impl Bastion {
     }
 
     /// Hands lines to the bastion's syslog, one per LF.
-    fn log_lines(&self, lines: &[Line]) {
-        let mut input = TcpStream::connect(self.input).expect("connect to rsyslog's input");
+    fn log_lines(&self, lines: &[Line]) -> anyhow::Result<()> {
+        let mut input = TcpStream::connect(self.input).context("connect to rsyslog's input")?;
         let text: String = lines.iter().map(|l| format!("{}\n", l.text)).collect();
         input
             .write_all(text.as_bytes())
-            .expect("write to rsyslog's input");
+            .context("write to rsyslog's input")
     }
 }
 
@@ -324,13 +328,13 @@ impl Drop for Bastion {
 /// Calls `ready` every 50 ms until it gives a value; fails with `state()` after `within`.
 fn poll<T>(
     within: Duration,
-    mut ready: impl FnMut() -> Option<T>,
+    mut ready: impl FnMut() -> anyhow::Result<Option<T>>,
     state: impl Fn() -> String,
-) -> T {
+) -> anyhow::Result<T> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(value) = ready() {
-            return value;
+        if let Some(value) = ready()? {
+            return Ok(value);
         }
         assert!(
             Instant::now() < deadline,
@@ -351,7 +355,7 @@ fn counters(metrics: &collector::metrics::Metrics) -> String {
         .join("\n")
 }
 
-fn collector_config(data: &Path) -> collector::config::Config {
+fn collector_config(data: &Path) -> anyhow::Result<collector::config::Config> {
     // No [tls]: the collector makes its development PKI under data/dev-pki, with a source
     // certificate for the first source. Small segments: less to zero; a seal only at
     // shutdown.
@@ -369,10 +373,15 @@ fn collector_config(data: &Path) -> collector::config::Config {
         "#,
         data = data.display(),
     );
-    collector::config::Config::parse(&text).expect("collector configuration")
+    collector::config::Config::parse(&text).context("collector configuration")
 }
 
-fn file(ledger: &Path, filed_by: &str, filed_at: OffsetDateTime, bodies: Vec<DeclarationBody>) {
+fn file(
+    ledger: &Path,
+    filed_by: &str,
+    filed_at: OffsetDateTime,
+    bodies: Vec<DeclarationBody>,
+) -> anyhow::Result<()> {
     let filer = Filer {
         ledger: ledger.to_path_buf(),
         tenant: TENANT.into(),
@@ -383,18 +392,19 @@ fn file(ledger: &Path, filed_by: &str, filed_at: OffsetDateTime, bodies: Vec<Dec
         .into_iter()
         .map(|b| (Origin::command_line(), b))
         .collect();
-    auditor::declare::file(&filer, batch).expect("declarations filed");
+    auditor::declare::file(&filer, batch).context("declarations filed")?;
+    Ok(())
 }
 
 /// Every entry of a journal in seq order: (seq, is a seal, entry).
-fn journal_entries(dir: &Path) -> Vec<(u64, bool, Entry)> {
-    let reader = store::journal::JournalReader::open(dir).expect("open the journal");
+fn journal_entries(dir: &Path) -> anyhow::Result<Vec<(u64, bool, Entry)>> {
+    let reader = store::journal::JournalReader::open(dir).context("open the journal")?;
     reader
         .scan_seq(0..=u64::MAX)
         .map(|stored| {
-            let stored = stored.expect("read a journal record");
-            let entry = proto::canonical::decode(&stored.canonical).expect("decode an entry");
-            (stored.link.seq, stored.is_seal(), entry)
+            let stored = stored.context("read a journal record")?;
+            let entry = proto::canonical::decode(&stored.canonical).context("decode an entry")?;
+            Ok((stored.link.seq, stored.is_seal(), entry))
         })
         .collect()
 }
@@ -418,18 +428,25 @@ impl Record {
     }
 }
 
-fn records(segment: &[u8]) -> Vec<Record> {
-    let u32_at = |at: usize| u32::from_le_bytes(segment[at..at + 4].try_into().expect("4 bytes"));
+fn records(segment: &[u8]) -> anyhow::Result<Vec<Record>> {
+    let bytes = |at: usize, n: usize| {
+        segment
+            .get(at..at + n)
+            .with_context(|| format!("the segment ends inside a record, at byte {at}"))
+    };
     let mut found = Vec::new();
     let mut offset = 64;
-    while offset + 8 <= segment.len() && u32_at(offset) != 0 {
-        let len = u32_at(offset) as usize;
-        let seq_at = offset + Record::CHECKED_FROM;
-        let seq = u64::from_le_bytes(segment[seq_at..seq_at + 8].try_into().expect("8 bytes"));
+    while offset + 8 <= segment.len() {
+        let len = u32::from_le_bytes(bytes(offset, 4)?.try_into()?) as usize;
+        if len == 0 {
+            break;
+        }
+        let seq = u64::from_le_bytes(bytes(offset + Record::CHECKED_FROM, 8)?.try_into()?);
+        bytes(offset + Record::CHECKED_FROM, len)?;
         found.push(Record { offset, len, seq });
         offset += Record::CHECKED_FROM + len;
     }
-    found
+    Ok(found)
 }
 
 /// A finding reduced to what the expectations name: rule, vendor, person, account, and
@@ -469,25 +486,25 @@ fn want(
 }
 
 #[test]
-fn a_maintenance_from_the_bastion_to_the_conformance_report() {
-    let tmp = tempfile::tempdir().expect("temporary directory");
+fn a_maintenance_from_the_bastion_to_the_conformance_report() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir().context("temporary directory")?;
     // The labels findings cite are the directories' names.
     let events_dir = tmp.path().join("events");
     let ledger_dir = tmp.path().join("ledger");
 
     // The collector, on its development PKI.
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let config = collector_config(&events_dir);
+    let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    let config = collector_config(&events_dir)?;
     let pki = DevPki::in_dir(&config.dev_pki_dir());
     let server = runtime
         .block_on(Server::bind(config))
-        .expect("the collector binds");
+        .context("the collector binds")?;
     assert!(
         pki.exists(),
         "no development PKI in {}",
         pki.ca_file.display()
     );
-    let relp = *server.addrs().relp_tls.first().expect("a RELP listener");
+    let relp = *server.addrs().relp_tls.first().context("a RELP listener")?;
     let metrics = server.metrics();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = runtime.spawn(server.run(async move {
@@ -496,13 +513,13 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
 
     // The bastion logs its lines and forwards them. Their times count from this instant,
     // so they reach the collector within the rules' tolerance of clock skew.
-    let bastion = Bastion::start(&tmp.path().join("bastion"), relp, &pki);
+    let bastion = Bastion::start(&tmp.path().join("bastion"), relp, &pki)?;
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
-        .expect("a whole second");
+        .context("a whole second")?;
     let at = |seconds: i64| now + time::Duration::seconds(seconds);
-    let lines = bastion_lines(at);
-    bastion.log_lines(&lines);
+    let lines = bastion_lines(at)?;
+    bastion.log_lines(&lines)?;
 
     // Earlier in the day the RSSI registered the vendor, imported its staff list and
     // granted the window: filed here while the lines travel, with that filing time.
@@ -513,7 +530,8 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
          Martin;Jeanne;{JEANNE};maint-pacs;admin;srv-pacs-*;{since}\n\
          Roux;Hugo;{HUGO};hroux;read;srv-lab-*;{since}\n"
     );
-    let staff = auditor::staff_csv::parse("staff-imagerie-sa.csv", &staff_csv).expect("staff CSV");
+    let staff =
+        auditor::staff_csv::parse("staff-imagerie-sa.csv", &staff_csv).context("staff CSV")?;
     file(
         &ledger_dir,
         "rssi.annecy",
@@ -541,7 +559,7 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
                 },
             }),
         ],
-    );
+    )?;
 
     // Wait until every line is read and durable: the journal reports the records each
     // fdatasync covered, and no seal is due while the test runs, so they are all events.
@@ -550,7 +568,7 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
     let durable = || metrics.journal_commit_entries.get_sample_sum() as u64;
     poll(
         Duration::from_secs(120),
-        || (accepted.get() >= n && durable() >= n).then_some(()),
+        || Ok((accepted.get() >= n && durable() >= n).then_some(())),
         || {
             format!(
                 "the collector accepted {} of {n} lines, {} durable\n--- collector counters\n{}\n--- rsyslogd\n{}",
@@ -560,20 +578,21 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
                 bastion.log()
             )
         },
-    );
+    )?;
     // Graceful shutdown while the bastion is still connected: what was read is made
     // durable and answered, and the journal is sealed and closed.
-    stop.send(()).expect("the collector is still running");
+    stop.send(())
+        .map_err(|()| anyhow!("the collector stopped before it was asked to"))?;
     runtime
         .block_on(async { tokio::time::timeout(Duration::from_secs(90), serving).await })
-        .expect("the collector stops within 90 s")
-        .expect("the collector's task")
-        .expect("the collector stops cleanly");
+        .context("the collector stops within 90 s")?
+        .context("the collector's task")?
+        .context("the collector stops cleanly")?;
     drop(bastion);
 
     // Every line is in the journal once, for the establishment rsyslog named, from the
     // source the certificate names, mapped by its profile, with the bastion's times.
-    let entries = journal_entries(&events_dir);
+    let entries = journal_entries(&events_dir)?;
     let events: Vec<_> = entries
         .iter()
         .filter_map(|(_, _, e)| match e {
@@ -625,10 +644,10 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
 
     // The operator moves the verifier key off the host; the chain verifies with it.
     let key_file = tmp.path().join("off-host").join("collector-verifier.key");
-    std::fs::create_dir_all(key_file.parent().expect("a parent")).expect("key directory");
+    std::fs::create_dir_all(key_file.parent().context("a parent")?).context("key directory")?;
     std::fs::rename(events_dir.join(store::journal::VERIFIER_FILE), &key_file)
-        .expect("move the verifier key");
-    match auditor::verify::journal(&events_dir, &key_file).expect("verification runs") {
+        .context("move the verifier key")?;
+    match auditor::verify::journal(&events_dir, &key_file).context("verification runs")? {
         Outcome::Read(report) => {
             assert!(report.is_intact(), "{report:#?}");
             assert!(
@@ -655,7 +674,7 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
             nature: "mise à jour du PACS".into(),
             persons: vec![JEANNE.into()],
         }],
-    );
+    )?;
 
     // The conformance audit of the day.
     let ledger = Ledger {
@@ -670,7 +689,7 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
         progress: false,
         ..RunOptions::default()
     };
-    let audit = auditor::audit::run(&ledger, rules.clone(), options).expect("the audit runs");
+    let audit = auditor::audit::run(&ledger, rules.clone(), options).context("the audit runs")?;
     let mut got: Vec<Key> = audit.findings.iter().map(key).collect();
     got.sort();
     let mut expected = vec![
@@ -714,37 +733,44 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
     );
 
     // Tampering: one byte of the person's name in the record of Hugo's session start.
-    let (segment, record) = std::fs::read_dir(&events_dir)
-        .expect("list the journal")
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .find_map(|path| {
-            let bytes = std::fs::read(&path).expect("read a segment");
-            let record = records(&bytes).into_iter().find(|r| {
-                matches!(
-                    proto::canonical::decode(r.entry(&bytes)),
-                    Ok(Entry::Event(e)) if e.session_id.as_deref() == Some(TAMPERED.id)
-                        && e.kind == EventKind::SessionStart
-                )
-            })?;
-            Some((path, record))
-        })
-        .expect("the record of Hugo's session start");
-    let mut bytes = std::fs::read(&segment).expect("read the segment");
+    let mut found = None;
+    for dir_entry in std::fs::read_dir(&events_dir).context("list the journal")? {
+        let path = dir_entry.context("a directory entry")?.path();
+        if path.extension().is_none_or(|x| x != "seg") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).context("read a segment")?;
+        let hugo = records(&bytes)?.into_iter().find(|r| {
+            matches!(
+                proto::canonical::decode(r.entry(&bytes)),
+                Ok(Entry::Event(e)) if e.session_id.as_deref() == Some(TAMPERED.id)
+                    && e.kind == EventKind::SessionStart
+            )
+        });
+        if let Some(record) = hugo {
+            found = Some((path, record));
+            break;
+        }
+    }
+    let (segment, record) = found.context("the record of Hugo's session start")?;
+    let mut bytes = std::fs::read(&segment).context("read the segment")?;
     let name = TAMPERED.person.as_bytes();
     let in_entry = record
         .entry(&bytes)
         .windows(name.len())
         .position(|w| w == name)
-        .expect("the person's name in the entry");
+        .context("the person's name in the entry")?;
     let at_byte = record.offset + Record::ENTRY_FROM + in_entry;
     bytes[at_byte] ^= 0x01;
-    std::fs::write(&segment, &bytes).expect("write the segment");
+    std::fs::write(&segment, &bytes).context("write the segment")?;
 
     // The record's checksum no longer matches: verification stops there and says where.
-    match auditor::verify::journal(&events_dir, &key_file).expect("verification runs") {
+    match auditor::verify::journal(&events_dir, &key_file).context("verification runs")? {
         Outcome::Damaged { report, damage } => {
-            let file_name = segment.file_name().expect("a file name").to_string_lossy();
+            let file_name = segment
+                .file_name()
+                .context("a file name")?
+                .to_string_lossy();
             let place = format!("at byte {} (seq {})", record.offset, record.seq);
             assert!(
                 damage.contains(file_name.as_ref()) && damage.contains(&place),
@@ -760,8 +786,8 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
         record.offset + Record::CHECKED_FROM..record.offset + Record::CHECKED_FROM + record.len;
     let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &bytes[checked]) as u32;
     bytes[record.offset + 4..record.offset + 8].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&segment, &bytes).expect("write the segment");
-    match auditor::verify::journal(&events_dir, &key_file).expect("verification runs") {
+    std::fs::write(&segment, &bytes).context("write the segment")?;
+    match auditor::verify::journal(&events_dir, &key_file).context("verification runs")? {
         Outcome::Read(report) => assert_eq!(
             report.problems,
             [Problem::Altered {
@@ -773,7 +799,7 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
         damaged => panic!("the reader refused the record with its forged checksum: {damaged:?}"),
     }
     // And the conformance report says so.
-    let audit = auditor::audit::run(&ledger, rules, options).expect("the audit runs");
+    let audit = auditor::audit::run(&ledger, rules, options).context("the audit runs")?;
     let broken: Vec<_> = audit
         .findings
         .iter()
@@ -784,4 +810,5 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() {
         "one chain finding at seq {}: {broken:#?}",
         record.seq
     );
+    Ok(())
 }
