@@ -119,6 +119,37 @@ pub struct Audit {
     pub config: RuleConfig,
 }
 
+/// Runs the rules for a vendor's journal (`cfg.vendor`): every session of its connections
+/// kept, those that named it and those attributed to its staff by account; no chain or
+/// retention check (a journal is not a report). Where a source can narrow its reading
+/// (PostgreSQL), only the vendor's rows and the events that name no vendor are read.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_journal(
+    ledger: &Ledger,
+    mut cfg: RuleConfig,
+    progress: bool,
+) -> Result<Audit, AuditError> {
+    cfg.keep_sessions = usize::MAX;
+    let events = match cfg.vendor.as_deref() {
+        Some(vendor) => (ledger.events.iter())
+            .map(|s| s.only_vendor(vendor, cfg.tenant.as_deref()))
+            .collect(),
+        None => ledger.events.clone(),
+    };
+    let narrowed = Ledger {
+        events,
+        ..ledger.clone()
+    };
+    let opts = RunOptions {
+        check_chains: false,
+        check_retention: false,
+        progress,
+    };
+    run(&narrowed, cfg, opts)
+}
+
 /// Runs the rules over the ledger.
 ///
 /// Three threads share the work: one reads the event records (in batches through a

@@ -5,10 +5,11 @@
 //!
 //! The bundle is a line-based JSON file (one JSON object per line). It holds one section
 //! per chain read; each section carries every record of its chain from seq 0 (or the
-//! retention cut) to the end: the vendor's entries in the range and every seal **in
-//! full**, everything else **as its digest** only, so the MAC chain and the seals still
-//! verify end to end ([`proto::verify::Body::Redacted`]) and nothing of other vendors is
-//! disclosed.
+//! retention cut) to the end: the vendor's entries in the range, the entries of its
+//! sessions (also those that named no vendor but were attributed to its staff by account)
+//! and every seal **in full**, everything else **as its digest** only, so the MAC chain and
+//! the seals still verify end to end ([`proto::verify::Body::Redacted`]) and nothing of
+//! other vendors is disclosed.
 //!
 //! ```text
 //! {"bundle":"vigie-export","version":1,"vendor":"acme","from":"…","to":"…","made_at":"…"}
@@ -24,6 +25,7 @@
 //! signatures with its public key (or, failing that, with the one the bundle states —
 //! which only proves the bundle is self-consistent).
 
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -177,6 +179,10 @@ pub struct BundleScope<'a> {
     pub from: OffsetDateTime,
     /// End of the range (excluded).
     pub to: OffsetDateTime,
+    /// The vendor's sessions, as its journal lists them ([`crate::audit::run_journal`]):
+    /// their entries are in full too, as some name no vendor (a connection attributed to
+    /// the vendor's staff by its account).
+    pub sessions: &'a [SessionRecord],
 }
 
 /// Writes the export bundle of `scope` (made at `made_at`).
@@ -194,7 +200,12 @@ pub fn write_bundle(
         tenant,
         from,
         to,
+        sessions,
     } = scope;
+    let of_sessions: HashSet<(&str, u64)> = (sessions.iter())
+        .flat_map(|s| s.entries.iter())
+        .map(|e| (&*e.ledger, e.seq))
+        .collect();
     let header = BundleHeader {
         bundle: "vigie-export".into(),
         version: 1,
@@ -236,7 +247,10 @@ pub fn write_bundle(
                 TAG_EVENT | TAG_DECLARATION if in_range => {
                     let entry = located.decode()?;
                     let ours = match &entry {
-                        Entry::Event(e) => e.vendor.as_deref() == Some(vendor),
+                        Entry::Event(e) => {
+                            e.vendor.as_deref() == Some(vendor)
+                                || of_sessions.contains(&(source.label(), s.link.seq))
+                        }
                         Entry::Declaration(d) => d.body.vendor() == Some(vendor),
                         Entry::Seal(_) => true,
                     };

@@ -787,16 +787,19 @@ fn run_audit(app: &App, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, ApiE
     audit::run(&ledger, cfg, opts).map_err(|e| run_error(&e))
 }
 
-/// A vendor's journal: only that vendor's events are read where the ledger can narrow its
-/// reading (PostgreSQL), as the rules drop every other vendor's events anyway.
-fn run_journal(app: &App, cfg: RuleConfig, opts: RunOptions) -> Result<Audit, ApiError> {
-    let mut ledger = app.ledger().map_err(|e| run_error(&e))?;
-    if let Some(vendor) = &cfg.vendor {
-        ledger.events = (ledger.events.iter())
-            .map(|s| s.only_vendor(vendor, cfg.tenant.as_deref()))
-            .collect();
-    }
-    audit::run(&ledger, cfg, opts).map_err(|e| run_error(&e))
+/// A vendor's journal of `tenant` over `[from, to)` ([`audit::run_journal`]), and the
+/// ledger it was read from.
+fn run_journal(
+    app: &App,
+    (tenant, vendor): (&str, &str),
+    (from, to): (OffsetDateTime, OffsetDateTime),
+) -> Result<(Ledger, Audit), ApiError> {
+    let ledger = app.ledger().map_err(|e| run_error(&e))?;
+    let mut cfg = app.rules(from, to);
+    cfg.tenant = Some(tenant.to_owned());
+    cfg.vendor = Some(vendor.to_owned());
+    let audit = audit::run_journal(&ledger, cfg, false).map_err(|e| run_error(&e))?;
+    Ok((ledger, audit))
 }
 
 fn report_options() -> RunOptions {
@@ -869,16 +872,7 @@ async fn journal(t: &str, v: &str, r: &Req, user: &User, app: &Arc<App>) -> Resu
     };
     let (tenant, vendor, user) = (t.to_owned(), v.to_owned(), user.clone());
     let body = blocking(app, move |app| {
-        let mut cfg = app.rules(from, to);
-        cfg.tenant = Some(tenant.clone());
-        cfg.vendor = Some(vendor.clone());
-        cfg.keep_sessions = usize::MAX;
-        let opts = RunOptions {
-            check_chains: false,
-            check_retention: false,
-            progress: false,
-        };
-        let audit = run_journal(app, cfg, opts)?;
+        let (_, audit) = run_journal(app, (&tenant, &vendor), (from, to))?;
         let scope = format!(
             "vendor={vendor} tenant={tenant} from={} to={} via=api",
             rfc3339(from),
@@ -918,9 +912,10 @@ async fn bundle(t: &str, v: &str, r: &Req, user: &User, app: &Arc<App>) -> Resul
             rfc3339(from),
             rfc3339(to)
         );
+        // The vendor's sessions first: those attributed to its staff are in full too.
+        let (ledger, audit) = run_journal(app, (&tenant, &vendor), (from, to))?;
         app.record(&user, &tenant, "journal_export", &scope)?;
         let mut out = Vec::new();
-        let ledger = app.ledger().map_err(|e| run_error(&e))?;
         crate::export::write_bundle(
             &ledger,
             crate::export::BundleScope {
@@ -928,6 +923,7 @@ async fn bundle(t: &str, v: &str, r: &Req, user: &User, app: &Arc<App>) -> Resul
                 tenant: Some(&tenant),
                 from,
                 to,
+                sessions: &audit.sessions,
             },
             OffsetDateTime::now_utc(),
             &mut out,

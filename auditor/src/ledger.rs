@@ -102,9 +102,10 @@ impl Source {
         }
     }
 
-    /// This source, its time scans narrowed to one vendor's entries where the source can
-    /// do it cheaply (PostgreSQL, through its vendor index; a journal is read whole). For
-    /// a vendor's journal, whose rules drop every other vendor's events anyway; never for
+    /// This source, its time scans narrowed to one vendor's entries and the events that
+    /// name no vendor (some are its staff's, by their account) where the source can do it
+    /// cheaply (PostgreSQL, through its vendor index; a journal is read whole). For a
+    /// vendor's journal, whose rules drop every other vendor's events anyway; never for
     /// a report (silent sources, shared accounts look across vendors). Whole-chain scans
     /// ([`Source::scan_all`], what verification reads) are never narrowed.
     pub fn only_vendor(&self, vendor: &str, tenant: Option<&str>) -> Source {

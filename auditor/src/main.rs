@@ -543,21 +543,11 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
                 )
                 .into());
             }
-            let (ledger, mut cfg, mut opts) = reading(&read)?;
+            let (ledger, mut cfg, opts) = reading(&read)?;
             cfg.tenant.clone_from(&tenant);
             cfg.vendor = Some(vendor.clone());
-            cfg.keep_sessions = usize::MAX;
-            opts.check_chains = false;
-            opts.check_retention = false;
             let (from, to) = (cfg.from, cfg.to);
-            // The rules see only this vendor's events: PostgreSQL reads just those.
-            let narrowed = Ledger {
-                events: (ledger.events.iter())
-                    .map(|s| s.only_vendor(&vendor, tenant.as_deref()))
-                    .collect(),
-                ..ledger.clone()
-            };
-            let audit = audit::run(&narrowed, cfg, opts)?;
+            let audit = audit::run_journal(&ledger, cfg, opts.progress)?;
             // Recorded before anything is handed out: no export without its trace.
             let scope = format!(
                 "vendor={vendor} tenant={} from={} to={}{}",
@@ -588,6 +578,7 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
                         tenant: tenant.as_deref(),
                         from,
                         to,
+                        sessions: &audit.sessions,
                     },
                     OffsetDateTime::now_utc(),
                     &mut file,

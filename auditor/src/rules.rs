@@ -36,10 +36,14 @@
 //! ambiguity is never settled by a guess. A connection so named is then judged like one
 //! that named that person and vendor (staff list, departure, resources, that vendor's
 //! windows and reports), and each of its findings cites the staff list that named the
-//! person right after the start's entry. An audit restricted to one vendor keeps only
-//! the events that name it (a vendor's journal read from PostgreSQL reads no others), so
-//! it leaves out the connections that name no vendor, even those whose account that
-//! vendor's staff holds.
+//! person right after the start's entry.
+//!
+//! An audit restricted to one vendor reads the events that name it and those that name no
+//! vendor (a vendor's journal read from PostgreSQL reads just these), and judges only the
+//! connections that are the vendor's once named: those that named it, and those that
+//! named none but whose account one of its staff solely holds. A connection that names no
+//! vendor and is nobody's, or another vendor's staff's, is followed (its end, its logins)
+//! but neither judged nor listed.
 //!
 //! # Logins without a session
 //!
@@ -105,7 +109,9 @@ use proto::model::Schedule;
 pub struct RuleConfig {
     /// Only this tenant (all when `None`).
     pub tenant: Option<String>,
-    /// Only this vendor (all when `None`).
+    /// Only this vendor's connections (all when `None`): those that name it, and those
+    /// that name no vendor but are attributed to its staff (see the module's "Who
+    /// connected").
     pub vendor: Option<String>,
     /// Sessions starting from this instant are judged…
     pub from: OffsetDateTime,
@@ -764,11 +770,10 @@ impl<'d> Engine<'d> {
             self.factors.retain(|(seen, _)| *seen >= horizon);
             self.close_old_logins(e.occurred_at);
         }
-        if self
-            .cfg
-            .vendor
-            .as_deref()
-            .is_some_and(|v| e.vendor != Some(v))
+        // Another vendor's events are dropped here; those that name no vendor go on, as
+        // they may be this vendor's staff's (decided by `judge_start`).
+        if let (Some(only), Some(named)) = (self.cfg.vendor.as_deref(), e.vendor)
+            && only != named
         {
             return;
         }
@@ -924,12 +929,11 @@ impl<'d> Engine<'d> {
         }
     }
 
-    /// Opens a session (judging its start when it is in the range).
+    /// Opens a session (judging its start when it is in the range and the scope).
     fn open_session(&mut self, key: Key<'_>, mut session: Session<'d>, login: bool) {
-        let judged = self.cfg.from <= session.start && session.start < self.cfg.to;
-        if judged {
-            self.judge_start(&mut session);
-        }
+        let judged = self.cfg.from <= session.start
+            && session.start < self.cfg.to
+            && self.judge_start(&mut session);
         if let Some(account) = session.account
             && !login
         {
@@ -950,10 +954,9 @@ impl<'d> Engine<'d> {
 
     /// A login judged as a connection, not (yet) in `open`.
     fn open_login(&mut self, mut session: Session<'d>) -> Open<'d> {
-        let judged = self.cfg.from <= session.start && session.start < self.cfg.to;
-        if judged {
-            self.judge_start(&mut session);
-        }
+        let judged = self.cfg.from <= session.start
+            && session.start < self.cfg.to
+            && self.judge_start(&mut session);
         Open {
             session,
             judged,
@@ -1155,8 +1158,9 @@ impl<'d> Engine<'d> {
         holder
     }
 
-    fn judge_start(&mut self, r: &mut Session<'d>) {
-        self.stats.connections += 1;
+    /// Names the connection, and judges its start if it is in the run's vendor scope;
+    /// returns whether it was judged (the rest of it is then judged at its close).
+    fn judge_start(&mut self, r: &mut Session<'d>) -> bool {
         let t = r.start;
         // Nominative identity: the person reported, else the sole holder of the account in
         // the staff list in force, in the vendor's list or, when the connection names no
@@ -1185,10 +1189,18 @@ impl<'d> Engine<'d> {
         if from_list {
             r.named_by = list.map(|l| l.entry.clone());
         }
+        // Restricted to one vendor: a connection that is not its own, once named (it named
+        // no vendor and is nobody's or another vendor's staff's), is not this run's.
+        if let Some(only) = self.cfg.vendor.as_deref()
+            && r.vendor.is_none_or(|v| self.names.name(v) != only)
+        {
+            return false;
+        }
+        self.stats.connections += 1;
         let (Some(vendor), Some(person_sym)) = (r.vendor, r.person) else {
             let f = self.finding(Rule::NotNominative, r);
             self.findings.push(f);
-            return;
+            return true;
         };
         if self.persons.insert((r.tenant, person_sym)) {
             self.stats.persons += 1;
@@ -1323,6 +1335,7 @@ impl<'d> Engine<'d> {
             let f = self.finding(Rule::OutsideWindow, r);
             self.findings.push(f);
         }
+        true
     }
 
     fn close(&mut self, open: Open<'d>, end: Option<OffsetDateTime>) {

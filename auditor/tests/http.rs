@@ -113,7 +113,7 @@ async fn reports_journals_and_bundles_are_served_and_recorded() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let json = r.json();
-    assert_eq!(json["summary"]["connections"], 14);
+    assert_eq!(json["summary"]["connections"], 15);
     assert_eq!(
         json["findings"].as_array().map(Vec::len),
         Some(expected.findings.len())

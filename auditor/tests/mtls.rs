@@ -316,7 +316,7 @@ async fn a_users_certificate_reads_its_tenant_and_is_recorded_under_its_name() {
     // tenant's.
     let r = get_with(&dupont, a, &report_path(TENANT), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["summary"]["connections"], 14);
+    assert_eq!(r.json()["summary"]["connections"], 15);
     assert_eq!(
         get_with(&dupont, a, &journal_path(TENANT), None)
             .await

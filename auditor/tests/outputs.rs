@@ -25,7 +25,7 @@ fn report_formats() {
     let audit = audit_of(&m);
     let json: serde_json::Value =
         serde_json::from_str(&render(&audit, Format::Json, Lang::Fr)).expect("json");
-    assert_eq!(json["summary"]["connections"], 14);
+    assert_eq!(json["summary"]["connections"], 15);
     assert_eq!(json["summary"]["by_rule"]["shared_account"], 3);
     assert_eq!(json["summary"]["by_severity"]["critical"], 1);
     assert_eq!(
@@ -74,6 +74,7 @@ fn journal_and_bundle_verify_offline_and_disclose_only_the_vendor() {
             tenant: None,
             from: t("2026-03-01T00:00"),
             to: t("2026-04-01T00:00"),
+            sessions: &audit.sessions,
         },
         t("2026-04-02T09:00"),
         &mut file,
@@ -127,6 +128,58 @@ fn journal_and_bundle_verify_offline_and_disclose_only_the_vendor() {
         printed.contains(&format!("seq {seq}: content altered")),
         "{printed}"
     );
+}
+
+#[test]
+fn a_vendor_bundle_holds_in_full_the_sessions_attributed_to_its_staff() {
+    let m = month();
+    let mut cfg = config();
+    cfg.vendor = Some("medimage".into());
+    let journal = auditor::audit::run_journal(&ledger(&m), cfg, false).expect("journal");
+    let mut out = Vec::new();
+    auditor::export::write_bundle(
+        &ledger(&m),
+        auditor::export::BundleScope {
+            vendor: "medimage",
+            tenant: Some(TENANT),
+            from: t("2026-03-01T00:00"),
+            to: t("2026-04-01T00:00"),
+            sessions: &journal.sessions,
+        },
+        t("2026-04-02T09:00"),
+        &mut out,
+    )
+    .expect("bundle");
+    let text = String::from_utf8(out).expect("utf-8");
+    // In full: medimage's entries, and the start and end of S16 (they name no vendor, and
+    // Bob alone holds bob.m); never the gateway's tunnel, which is nobody's.
+    let mut unnamed = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("line");
+        let Some(entry) = v["entry"].as_str() else {
+            continue;
+        };
+        let bytes = hex::decode(entry).expect("hex");
+        match proto::canonical::decode(&bytes).expect("entry") {
+            Entry::Event(e) if e.vendor.is_none() => unnamed.push(e.account),
+            Entry::Event(e) => assert_eq!(e.vendor.as_deref(), Some("medimage")),
+            Entry::Declaration(d) => assert_eq!(d.body.vendor(), Some("medimage")),
+            Entry::Seal(_) => {}
+        }
+    }
+    assert_eq!(
+        unnamed,
+        [Some("bob.m".to_owned()), Some("bob.m".to_owned())]
+    );
+
+    let path = m._tmp.path().join("medimage.jsonl");
+    std::fs::write(&path, &text).expect("write");
+    let read_keys = |dir: &std::path::Path| {
+        store::journal::VerifierKeys::read(&dir.join(store::journal::VERIFIER_FILE)).expect("keys")
+    };
+    let keys = [read_keys(&m.events), read_keys(&m.ledger)];
+    let outcome = auditor::export::verify_bundle(&path, &keys).expect("verify");
+    assert!(outcome.is_intact(), "{outcome:?}");
 }
 
 fn auditor_cmd() -> Command {
@@ -266,7 +319,8 @@ fn cli_exit_codes_and_access_records() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(rows.as_array().map(Vec::len), Some(10));
+    // Nine sessions naming medimage in chu-lyon, one in chu-nord, and S16 (Bob's account).
+    assert_eq!(rows.as_array().map(Vec::len), Some(11));
     let out = auditor_cmd()
         .args(["verify", "--bundle"])
         .arg(&bundle)

@@ -85,6 +85,13 @@ fn the_month_gives_exactly_the_expected_findings() {
             Some("dave.m"),
         ),
         e("late_report", med, Some("dave@medimage.fr"), Some("dave.m")),
+        // S16, named by the staff list after its account.
+        e(
+            "missing_report",
+            med,
+            Some("bob@medimage.fr"),
+            Some("bob.m"),
+        ),
         e(
             "session_overrun",
             med,
@@ -137,8 +144,8 @@ fn the_month_gives_exactly_the_expected_findings() {
     want.sort();
     assert_eq!(got, want, "findings: {:#?}", audit.findings);
 
-    // Counts: 14 sessions of chu-lyon; chu-nord is not in the report.
-    assert_eq!(audit.stats.connections, 14);
+    // Counts: 15 sessions of chu-lyon; chu-nord is not in the report.
+    assert_eq!(audit.stats.connections, 15);
     assert!(audit.findings.iter().all(|f| f.tenant == TENANT));
 
     // Evidence: each finding cites its entries; the departure cites the declaration.
@@ -223,6 +230,55 @@ fn a_vendor_report_keeps_only_that_vendor() {
         ]
     );
     assert_eq!(audit.stats.connections, 4);
+}
+
+#[test]
+fn a_vendor_journal_holds_the_connections_attributed_to_its_staff() {
+    let m = month();
+    let mut cfg = config();
+    cfg.vendor = Some("medimage".into());
+    let audit = auditor::audit::run_journal(&ledger(&m), cfg, false).expect("run");
+    // S1-S9 named medimage; S16 named only bob.m, which Bob alone holds.
+    assert_eq!(audit.stats.connections, 10);
+    assert_eq!(audit.sessions.len(), 10);
+    let s16: Vec<_> = (audit.sessions.iter())
+        .filter(|s| s.account.as_deref() == Some("bob.m") && s.start == t("2026-03-31T23:00"))
+        .collect();
+    assert_eq!(s16.len(), 1, "{:#?}", audit.sessions);
+    assert_eq!(s16[0].vendor.as_deref(), Some("medimage"));
+    assert_eq!(s16[0].person.as_deref(), Some("bob@medimage.fr"));
+    assert_eq!(s16[0].entries.len(), 2, "start and end");
+    // Its finding is medimage's and cites the staff list that named Bob.
+    let missing: Vec<_> = (audit.findings.iter())
+        .filter(|f| f.rule == Rule::MissingReport && f.account.as_deref() == Some("bob.m"))
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:#?}");
+    assert_eq!(missing[0].entries.len(), 2);
+    assert_eq!(&*missing[0].entries[1].ledger, "decl");
+    // The gateway's tunnel names no vendor and nobody holds its account: not medimage's.
+    assert!(
+        (audit.findings.iter()).all(|f| f.account.as_deref() != Some("svc-vpn")),
+        "{:#?}",
+        audit.findings
+    );
+    assert!(
+        audit
+            .sessions
+            .iter()
+            .all(|s| s.account.as_deref() != Some("svc-vpn"))
+    );
+
+    // Nor is S16 biolab's.
+    let mut cfg = config();
+    cfg.vendor = Some("biolab".into());
+    let audit = auditor::audit::run_journal(&ledger(&m), cfg, false).expect("run");
+    assert_eq!(audit.sessions.len(), 4);
+    assert!(
+        audit
+            .sessions
+            .iter()
+            .all(|s| s.vendor.as_deref() == Some("biolab"))
+    );
 }
 
 #[test]

@@ -476,6 +476,22 @@ pub fn sessions() -> Vec<Sess> {
                 Some("2026-03-03T08:30"),
             )
         },
+        // S16: an OpenSSH login that names only its account, held by Bob alone: Bob's
+        // (medimage's), in the Tuesday window; the evening's report names only Alice.
+        Sess {
+            vendor: None,
+            person: None,
+            addr: "10.0.0.2",
+            ..s(
+                m,
+                "-",
+                "bob.m",
+                "pacs-03",
+                "s16",
+                "2026-03-31T23:00",
+                Some("2026-03-31T23:30"),
+            )
+        },
         // Another establishment: outside every window, but not in this report.
         Sess {
             tenant: "chu-nord",

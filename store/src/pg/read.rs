@@ -46,11 +46,14 @@ const PAGE_ROWS: u32 = 65_536;
 /// more than this along the chain.
 const PART_AT_SLACK: time::Duration = time::Duration::days(1);
 
-/// A chain's entries in a range, narrowed to one vendor in some tenants (index
-/// `entries_vendor_time`, then a sort by seq of the vendor's rows only).
+/// A chain's entries in a range, narrowed to one vendor in some tenants: the rows that
+/// name the vendor, and the events that name none (the auditor attributes some of them to
+/// the vendor's staff by their account). Index `entries_vendor_time` (one range for the
+/// vendor, one for `NULL`), then a sort by seq of those rows only.
 const CHAIN_VENDOR: &str = "SELECT seq, epoch, mac, received_at, canonical FROM entries \
     WHERE chain_id = $1 AND seq >= $2 AND part_at >= $3 AND received_at >= $3 \
-    AND received_at < $4 AND vendor = $5 AND tenant = ANY($6) ORDER BY seq";
+    AND received_at < $4 AND tenant = ANY($6) \
+    AND (vendor = $5 OR (vendor IS NULL AND entry_type = 'event')) ORDER BY seq";
 
 /// The distinct tenants of `entries`, one index probe each (a loose scan of
 /// `entries_vendor_time`, which PostgreSQL does not do by itself).
@@ -271,9 +274,9 @@ pub struct StoredRange<'a> {
     pub from: OffsetDateTime,
     /// …up to this one (excluded).
     pub to: OffsetDateTime,
-    /// Only the entries of this vendor in these tenants: a vendor's journal reads its
-    /// rows through the vendor index instead of the whole chain. The chain is then not
-    /// whole: never verify what such a read gives.
+    /// Only the entries of this vendor in these tenants, and their events that name no
+    /// vendor: a vendor's journal reads these rows through the vendor index instead of
+    /// the whole chain. The chain is then not whole: never verify what such a read gives.
     pub vendor: Option<(&'a str, &'a [String])>,
     /// Rows asked for at once (a reader that wants one row asks for one).
     pub page_rows: u32,
