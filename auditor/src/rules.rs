@@ -31,6 +31,9 @@
 //!   as does any source whose profile does not know the vendor), the lists of every
 //!   vendor of the establishment, and the holder's vendor becomes the connection's.
 //!
+//! A connection that names a person but no vendor is likewise the vendor's whose list in
+//! force is the only one to name that person.
+//!
 //! Only a sole holder names anyone: an account that nobody holds, or that several
 //! members hold (of one vendor or of several), leaves the connection not nominative; an
 //! ambiguity is never settled by a guess. A connection so named is then judged like one
@@ -476,9 +479,18 @@ struct Names {
 /// An open session's address and start entry.
 type OpenStart = (Option<IpAddr>, EntryRef);
 
-/// The staff-list version an account's holder was looked for in, and the holder found, as
-/// (vendor, person): `None` when nobody or several members hold the account.
+/// The staff-list version a member was looked for in, and the member found, as (vendor,
+/// person): `None` when no member or several match.
 type HolderAt = (usize, Option<(Sym, Sym)>);
+
+/// How a connection that names no vendor is matched to a staff member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum By {
+    /// The member holding its account.
+    Account,
+    /// The member it names.
+    Person,
+}
 
 /// A session being followed, its names interned.
 #[derive(Debug, Clone)]
@@ -634,14 +646,16 @@ impl<'d> VendorIndex<'d> {
     }
 }
 
-/// The members of a staff list holding `account`.
-fn holding<'l, 'a>(
+/// The members of a staff list holding the account `name`, or named `name` (`by`).
+fn matching<'l, 'a>(
     members: &'l [StaffMember],
-    account: &'a str,
+    by: By,
+    name: &'a str,
 ) -> impl Iterator<Item = &'l StaffMember> + use<'l, 'a> {
-    members
-        .iter()
-        .filter(move |m| m.accounts.iter().any(|a| a == account))
+    members.iter().filter(move |m| match by {
+        By::Account => m.accounts.iter().any(|a| a == name),
+        By::Person => m.person == name,
+    })
 }
 
 /// The only item, if there is exactly one.
@@ -672,9 +686,9 @@ pub struct Engine<'d> {
     by_name: HashMap<&'d str, TenantIndex<'d>>,
     /// The same, by interned names, filled as they are met (`None`: nothing declared).
     by_sym: FxMap<(Sym, Sym), Option<usize>>,
-    /// For connections that name no vendor: the holder of each (tenant, account) across
-    /// the tenant's staff lists.
-    holders: FxMap<(Sym, Sym), HolderAt>,
+    /// For connections that name no vendor: the member matching each (tenant, account or
+    /// person) across the tenant's staff lists.
+    holders: FxMap<(Sym, By, Sym), HolderAt>,
     /// Candidate windows of one lookup (kept to reuse its allocation).
     scratch: Vec<usize>,
     cfg: RuleConfig,
@@ -1129,33 +1143,38 @@ impl<'d> Engine<'d> {
         slot
     }
 
-    /// The one member holding `account` in the staff lists in force at `t` of every
-    /// vendor of `tenant`, as (vendor, person); `None` when nobody holds it or several
-    /// members do (of one vendor or of several). Kept per (tenant, account) with the
-    /// staff-list version it was found for: looked for again only once a staff list of
-    /// the tenant was filed in between.
-    fn sole_holder(&mut self, tenant: Sym, account: Sym, t: OffsetDateTime) -> Option<(Sym, Sym)> {
+    /// The one member, in the staff lists in force at `t` of every vendor of `tenant`,
+    /// holding the account `name` or named `name` (`by`), as (vendor, person); `None` when
+    /// no member matches or several do (of one vendor or of several). Kept per (tenant,
+    /// `by`, `name`) with the staff-list version it was found for: looked for again only
+    /// once a staff list of the tenant was filed in between.
+    fn sole_member(
+        &mut self,
+        tenant: Sym,
+        (by, name): (By, Sym),
+        t: OffsetDateTime,
+    ) -> Option<(Sym, Sym)> {
         let index = self.by_name.get(self.names.name(tenant))?;
         let at = nanos(t);
         let version = index.staff_filed.partition_point(|&filed| filed <= at);
-        if let Some(&(seen, holder)) = self.holders.get(&(tenant, account))
+        if let Some(&(seen, member)) = self.holders.get(&(tenant, by, name))
             && seen == version
         {
-            return holder;
+            return member;
         }
         let sole = {
-            let account = self.names.name(account);
+            let name = self.names.name(name);
             let vendors = &self.vendors;
             sole(index.vendors.iter().flat_map(|(&vendor, &slot)| {
                 let decls: &'d VendorDecls = vendors[slot].decls;
                 let members = decls.staff_list_at(t).map_or(&[][..], |l| &l.value[..]);
-                holding(members, account).map(move |m| (vendor, m.person.as_str()))
+                matching(members, by, name).map(move |m| (vendor, m.person.as_str()))
             }))
         };
-        let holder =
+        let member =
             sole.map(|(vendor, person)| (self.names.intern(vendor), self.names.intern(person)));
-        self.holders.insert((tenant, account), (version, holder));
-        holder
+        self.holders.insert((tenant, by, name), (version, member));
+        member
     }
 
     /// Names the connection, and judges its start if it is in the run's vendor scope;
@@ -1165,12 +1184,16 @@ impl<'d> Engine<'d> {
         // Nominative identity: the person reported, else the sole holder of the account in
         // the staff list in force, in the vendor's list or, when the connection names no
         // vendor, in those of every vendor of the tenant (the holder's vendor is then the
-        // connection's).
+        // connection's). A connection that names a person but no vendor is the vendor's
+        // whose list in force alone names that person.
         let mut from_list = false;
-        if r.vendor.is_none()
-            && r.person.is_none()
-            && let Some(account) = r.account
-            && let Some((vendor, person)) = self.sole_holder(r.tenant, account, t)
+        let unnamed_vendor = match (r.vendor, r.person, r.account) {
+            (Some(_), _, _) | (None, None, None) => None,
+            (None, Some(person), _) => Some((By::Person, person)),
+            (None, None, Some(account)) => Some((By::Account, account)),
+        };
+        if let Some(who) = unnamed_vendor
+            && let Some((vendor, person)) = self.sole_member(r.tenant, who, t)
         {
             r.vendor = Some(vendor);
             r.person = Some(person);
@@ -1181,7 +1204,7 @@ impl<'d> Engine<'d> {
         let list = vd.and_then(|vd| vd.staff_list_at(t));
         if r.person.is_none()
             && let (Some(list), Some(account)) = (list, r.account)
-            && let Some(holder) = sole(holding(&list.value, self.names.name(account)))
+            && let Some(holder) = sole(matching(&list.value, By::Account, self.names.name(account)))
         {
             r.person = Some(self.names.intern(&holder.person));
             from_list = true;
@@ -2083,6 +2106,49 @@ mod tests {
             e.vendor = Some("acme".into());
         }
         assert_eq!(judge(&d, acme), []);
+    }
+
+    #[test]
+    fn a_connection_naming_a_person_but_no_vendor_is_the_vendor_listing_them() {
+        // Beta lists Bea; Bob is on both Acme's list (as the second list below) and Beta's.
+        let (mut d, start, end) =
+            acme_and_beta(&[("bea@beta.fr", &["bea"]), ("bob@beta.fr", &["bob"])]);
+        let (e, list) = staff_list(
+            21,
+            datetime!(2026-02-01 0:00 UTC),
+            "acme",
+            &[("ana@acme.fr", &["ana"]), ("bob@beta.fr", &["bob.a"])],
+        );
+        d.add(e, list);
+        let as_person = |person: &str, account: &str| {
+            let mut events = openssh(account, start, end);
+            for e in &mut events {
+                e.person = Some(person.into());
+            }
+            events
+        };
+        let (findings, sessions, _) = run(&d, as_person("bea@beta.fr", "bea"));
+        assert_eq!(
+            who(&findings),
+            [
+                (Rule::OutsideWindow, Some("beta"), Some("bea@beta.fr")),
+                (Rule::MissingReport, Some("beta"), Some("bea@beta.fr")),
+            ]
+        );
+        for f in &findings {
+            assert_eq!(f.entries, [entry("ev", 1), entry("decl", 20)]);
+        }
+        assert_eq!(sessions[0].vendor.as_deref(), Some("beta"));
+        // Listed by two vendors, or by none: the vendor is not guessed.
+        for person in ["bob@beta.fr", "zoe@nowhere.fr"] {
+            let (findings, sessions, _) = run(&d, as_person(person, "bob"));
+            assert_eq!(
+                who(&findings),
+                [(Rule::NotNominative, None, Some(person))],
+                "{person}"
+            );
+            assert_eq!(sessions[0].vendor, None);
+        }
     }
 
     #[test]
