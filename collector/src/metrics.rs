@@ -3,6 +3,7 @@
 //! | metric | labels | what |
 //! |---|---|---|
 //! | `vigie_events_accepted_total` | listener, source | events submitted to the journal |
+//! | `vigie_events_durable_total` | | of those, events made durable (each answered to its source after this) |
 //! | `vigie_events_unmapped_total` | source | of those, events no profile understood |
 //! | `vigie_events_rejected_total` | listener, source, reason | messages refused |
 //! | `vigie_connections_rejected_total` | listener, reason | connections refused |
@@ -21,8 +22,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,6 +36,8 @@ pub struct Metrics {
     registry: Registry,
     /// Events submitted, by listener and source.
     pub accepted: IntCounterVec,
+    /// Events the journal made durable.
+    pub durable: IntCounter,
     /// Events no profile understood, by source.
     pub unmapped: IntCounterVec,
     /// Messages refused, by listener, source and reason.
@@ -81,6 +84,11 @@ impl Metrics {
             "Events submitted to the journal.",
             &["listener", "source"],
         )?;
+        let durable = IntCounter::new(
+            "vigie_events_durable_total",
+            "Events made durable in the journal; each is answered to its source after this.",
+        )?;
+        registry.register(Box::new(durable.clone()))?;
         let unmapped = counter(
             "vigie_events_unmapped_total",
             "Accepted events that no profile understood (kept with their raw text).",
@@ -171,6 +179,7 @@ impl Metrics {
             journal_fsync,
             journal_commit_entries,
             accepted,
+            durable,
             unmapped,
             rejected,
             connections_rejected,

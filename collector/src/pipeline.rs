@@ -219,12 +219,16 @@ fn submitter(
         let slot: Arc<Mutex<Option<Reply>>> = Arc::new(Mutex::new(Some(job.done)));
         let in_callback = slot.clone();
         let latency = metrics.ack_latency.clone();
+        let durable = metrics.durable.clone();
         let received = job.received;
         let fatal_in_callback = fatal.clone();
         // The entries go back with the answer, to be freed by the connection that
         // allocated them rather than by the writer thread.
         let submitted = journal.submit_prepared(job.entries, move |result, entries| {
             latency.observe(received.elapsed().as_secs_f64());
+            if let Ok(links) = &result {
+                durable.inc_by(links.len() as u64);
+            }
             let reply = result.map(|_| ()).map_err(|e| {
                 fatal_in_callback.cancel();
                 PipelineError::Journal(Arc::new(e))

@@ -564,6 +564,12 @@ async fn metrics_endpoint_serves_prometheus_text() {
         "{body}"
     );
     assert_eq!(metric(&body, "vigie_events_unmapped_total", &[&src]), 1.0);
+    // Both were answered, so both are durable.
+    assert_eq!(
+        metric(&body, "vigie_events_durable_total", &[]),
+        2.0,
+        "{body}"
+    );
     assert!(metric(&body, "vigie_ack_latency_seconds_count", &[]) >= 1.0);
     assert!(metric(&body, "vigie_last_event_timestamp_seconds", &[&src]) > 1.7e9);
     // Both events went through at least one group commit, each timed.
