@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -184,8 +184,9 @@ pub(crate) struct Writer {
     batch_entries: usize,
     batch_bytes: usize,
     spare: Option<JoinHandle<Result<File, JournalError>>>,
-    /// Set when the writer waits for the spare: its zeroes stop being paced.
-    spare_hurry: Arc<AtomicBool>,
+    /// What paces the spare's zeroes: how far this segment is filled, and whether the
+    /// writer waits for the spare.
+    spare_pace: Arc<files::Pace>,
     shared: Arc<Shared>,
     next_seal: Option<Instant>,
     /// Entries since the last seal.
@@ -244,7 +245,7 @@ impl Writer {
             batch_entries: 0,
             batch_bytes: 0,
             spare: None,
-            spare_hurry: Arc::default(),
+            spare_pace: Arc::default(),
             shared,
             next_seal,
             dirty: !sealed,
@@ -524,6 +525,7 @@ impl Writer {
             self.buf.resize(data);
             wrote.map_err(|e| io("write", &self.seg.path)(e))?;
             self.seg.end = end;
+            (self.spare_pace.filled).store(end.saturating_sub(HEADER_BYTES), Ordering::Relaxed);
             // Keep the last page, partly written, for the next write.
             let last_page = end - end % PAGE;
             self.buf
@@ -610,7 +612,7 @@ impl Writer {
         let first_seq = self.chain.head().next_seq;
         let spare_path = dir.join(SPARE_FILE);
         let waiting = Instant::now();
-        self.spare_hurry.store(true, Ordering::Relaxed);
+        self.spare_pace.hurry.store(true, Ordering::Relaxed);
         let file = match self.spare.take().map(JoinHandle::join) {
             Some(Ok(Ok(file))) => file,
             Some(Ok(Err(e))) => return Err(e),
@@ -665,8 +667,9 @@ impl Writer {
         let path = self.settings.dir.join(SPARE_FILE);
         let size = self.settings.segment_bytes;
         let zero = self.settings.zero_segments;
-        let hurry = Arc::new(AtomicBool::new(false));
-        self.spare_hurry = hurry.clone();
+        let pace = Arc::new(files::Pace::default());
+        (pace.filled).store(self.seg.end.saturating_sub(HEADER_BYTES), Ordering::Relaxed);
+        self.spare_pace = pace.clone();
         let spawned = std::thread::Builder::new()
             .name("journal-prealloc".into())
             .spawn(move || {
@@ -679,7 +682,7 @@ impl Writer {
                 files::create_preallocated(
                     &path,
                     size,
-                    files::Zeroes::for_settings(zero, Some(&hurry)),
+                    files::Zeroes::for_settings(zero, Some(&pace)),
                 )
             });
         // If no thread can be started, the roll allocates the segment itself.
@@ -712,7 +715,7 @@ impl Writer {
     fn shutdown(&mut self) {
         // Answers what it holds, then stops.
         drop(self.syncer.take());
-        self.spare_hurry.store(true, Ordering::Relaxed);
+        self.spare_pace.hurry.store(true, Ordering::Relaxed);
         if let Some(Ok(Ok(file))) = self.spare.take().map(JoinHandle::join) {
             drop(file);
             let path = self.settings.dir.join(SPARE_FILE);
