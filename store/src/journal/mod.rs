@@ -58,7 +58,9 @@
 //! README). On a disk short of bandwidth the zeroes cost more than those commits (they
 //! double the bytes written): [`JournalConfig::zero_segments`] `false` reserves the blocks
 //! only. The zeroes are written in the background, paced so that the writer's own I/O is
-//! not queued behind a segment's worth of them. The records themselves are written with `O_DIRECT` too
+//! not queued behind a segment's worth of them, as long as they are ahead of the writer
+//! (twice as far into the spare as it is into its segment); behind it, at full speed, so
+//! that a fast writer does not wait for its next segment. The records themselves are written with `O_DIRECT` too
 //! ([`JournalConfig::direct_writes`], on by default), from a buffer aligned in memory: the
 //! page cache held a second copy of every record and had the kernel write it back at each
 //! `fdatasync` (the writer thread's system time fell about fourfold); each `fdatasync`
