@@ -133,9 +133,7 @@ fn journal_and_bundle_verify_offline_and_disclose_only_the_vendor() {
 #[test]
 fn a_vendor_bundle_holds_in_full_the_sessions_attributed_to_its_staff() {
     let m = month();
-    let mut cfg = config();
-    cfg.vendor = Some("medimage".into());
-    let journal = auditor::audit::run_journal(&ledger(&m), cfg, false).expect("journal");
+    let journal = vendor_journal(&m, "medimage");
     let mut out = Vec::new();
     auditor::export::write_bundle(
         &ledger(&m),

@@ -235,9 +235,7 @@ fn a_vendor_report_keeps_only_that_vendor() {
 #[test]
 fn a_vendor_journal_holds_the_connections_attributed_to_its_staff() {
     let m = month();
-    let mut cfg = config();
-    cfg.vendor = Some("medimage".into());
-    let audit = auditor::audit::run_journal(&ledger(&m), cfg, false).expect("run");
+    let audit = vendor_journal(&m, "medimage");
     // S1-S9 named medimage; S16 named only bob.m, which Bob alone holds.
     assert_eq!(audit.stats.connections, 10);
     assert_eq!(audit.sessions.len(), 10);
@@ -269,9 +267,7 @@ fn a_vendor_journal_holds_the_connections_attributed_to_its_staff() {
     );
 
     // Nor is S16 biolab's.
-    let mut cfg = config();
-    cfg.vendor = Some("biolab".into());
-    let audit = auditor::audit::run_journal(&ledger(&m), cfg, false).expect("run");
+    let audit = vendor_journal(&m, "biolab");
     assert_eq!(audit.sessions.len(), 4);
     assert!(
         audit

@@ -608,6 +608,13 @@ pub fn config() -> auditor::rules::RuleConfig {
     cfg
 }
 
+/// The vendor's journal of the month in the scenario's tenant.
+pub fn vendor_journal(m: &Month, vendor: &str) -> auditor::audit::Audit {
+    let mut cfg = config();
+    cfg.vendor = Some(vendor.into());
+    auditor::audit::run_journal(&ledger(m), cfg, false).expect("vendor journal")
+}
+
 pub fn options() -> auditor::audit::RunOptions {
     auditor::audit::RunOptions {
         progress: false,
