@@ -120,9 +120,10 @@ pub struct Audit {
 }
 
 /// Runs the rules for a vendor's journal (`cfg.vendor`): every session of its connections
-/// kept, those that named it and those attributed to its staff by account; no chain or
-/// retention check (a journal is not a report). Where a source can narrow its reading
-/// (PostgreSQL), only the vendor's rows and the events that name no vendor are read.
+/// kept, those that named it and those attributed to its staff (by account or person); no
+/// chain or retention check (a journal is not a report). Where a source can narrow its
+/// reading (PostgreSQL), only the vendor's rows and the events that name no vendor are
+/// read.
 ///
 /// # Errors
 /// As [`run`].

@@ -6,7 +6,7 @@
 //! The bundle is a line-based JSON file (one JSON object per line). It holds one section
 //! per chain read; each section carries every record of its chain from seq 0 (or the
 //! retention cut) to the end: the vendor's entries in the range, the entries of its
-//! sessions (also those that named no vendor but were attributed to its staff by account)
+//! sessions (also those that named no vendor but were attributed to its staff)
 //! and every seal **in full**, everything else **as its digest** only, so the MAC chain and
 //! the seals still verify end to end ([`proto::verify::Body::Redacted`]) and nothing of
 //! other vendors is disclosed.
@@ -181,7 +181,7 @@ pub struct BundleScope<'a> {
     pub to: OffsetDateTime,
     /// The vendor's sessions, as its journal lists them ([`crate::audit::run_journal`]):
     /// their entries are in full too, as some name no vendor (a connection attributed to
-    /// the vendor's staff by its account).
+    /// the vendor's staff by its account or person).
     pub sessions: &'a [SessionRecord],
 }
 

@@ -44,9 +44,9 @@
 //! An audit restricted to one vendor reads the events that name it and those that name no
 //! vendor (a vendor's journal read from PostgreSQL reads just these), and judges only the
 //! connections that are the vendor's once named: those that named it, and those that
-//! named none but whose account one of its staff solely holds. A connection that names no
-//! vendor and is nobody's, or another vendor's staff's, is followed (its end, its logins)
-//! but neither judged nor listed.
+//! named none but whose account one of its staff solely holds, or whose person its list
+//! alone names. A connection that names no vendor and is nobody's, or another vendor's
+//! staff's, is followed (its end, its logins) but neither judged nor listed.
 //!
 //! # Logins without a session
 //!
