@@ -747,12 +747,11 @@ fn a_maintenance_from_the_bastion_to_the_conformance_report() -> anyhow::Result<
             )
         });
         if let Some(record) = hugo {
-            found = Some((path, record));
+            found = Some((path, bytes, record));
             break;
         }
     }
-    let (segment, record) = found.context("the record of Hugo's session start")?;
-    let mut bytes = std::fs::read(&segment).context("read the segment")?;
+    let (segment, mut bytes, record) = found.context("the record of Hugo's session start")?;
     let name = TAMPERED.person.as_bytes();
     let in_entry = record
         .entry(&bytes)
