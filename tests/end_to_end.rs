@@ -13,11 +13,8 @@
 //!
 //! Without rsyslogd this test fails: `apt-get install -y rsyslog rsyslog-gnutls rsyslog-relp`.
 
-use std::ffi::OsStr;
-use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use auditor::audit::{Ledger, RunOptions};
@@ -35,7 +32,11 @@ use time::format_description::well_known::Rfc3339;
 
 use anyhow::{Context as _, anyhow};
 
-const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+// The collector tests' rsyslogd harness; this test does not use all of it.
+#[allow(dead_code)]
+#[path = "../collector/tests/common/rsyslogd.rs"]
+mod rsyslogd;
+use rsyslogd::Rsyslogd;
 
 /// The establishment the bastion's lines are for.
 const TENANT: &str = "chu-annecy";
@@ -207,22 +208,11 @@ fn bastion_lines(at: impl Fn(i64) -> OffsetDateTime) -> anyhow::Result<Vec<Line>
 }
 
 /// The hospital's bastion: an rsyslogd whose TCP input stands for the bastion's local
-/// logging and whose one ruleset forwards everything to the collector. Killed on drop.
-struct Bastion {
-    rsyslogd: Child,
-    dir: PathBuf,
-    input: SocketAddr,
-}
+/// logging and whose one ruleset forwards everything to the collector. Stopped on drop.
+struct Bastion(Rsyslogd);
 
 impl Bastion {
     fn start(dir: &Path, collector: SocketAddr, pki: &DevPki) -> anyhow::Result<Bastion> {
-        assert!(
-            Path::new(RSYSLOGD).exists(),
-            "{RSYSLOGD} is missing: apt-get install -y rsyslog rsyslog-gnutls rsyslog-relp"
-        );
-        let work = dir.join("work");
-        std::fs::create_dir_all(&work).context("rsyslog work directory")?;
-        let port_file = dir.join("input.port");
         let relp = [
             ("target", "127.0.0.1".to_owned()),
             ("port", collector.port().to_string()),
@@ -241,8 +231,6 @@ impl Bastion {
         .map(|(name, value)| format!(r#"{name}="{value}""#))
         .join(" ");
         let config = [
-            format!(r#"global(workDirectory="{}")"#, work.display()),
-            r#"module(load="imptcp")"#.to_owned(),
             r#"module(load="omrelp" tls.tlslib="gnutls")"#.to_owned(),
             // The bastion's programs do not know the establishment: the forwarding
             // template adds it as the collector's structured-data element.
@@ -250,78 +238,24 @@ impl Bastion {
                 r#"template(name="with_tenant" type="string" string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %APP-NAME% %PROCID% %MSGID% [vigie@32473 tenant=\"{TENANT}\"] %msg%\n")"#
             ),
             format!(r#"ruleset(name="to_collector") {{ action(type="omrelp" {relp}) }}"#),
-            // Port 0: rsyslog picks a free port and writes it down once it listens.
-            format!(
-                r#"input(type="imptcp" address="127.0.0.1" port="0" listenPortFileName="{}" ruleset="to_collector")"#,
-                port_file.display()
-            ),
         ]
         .join("\n");
-        let config_file = dir.join("rsyslog.conf");
-        std::fs::write(&config_file, config + "\n").context("write rsyslog.conf")?;
-        let pid_file = dir.join("rsyslogd.pid");
-        let log = std::fs::File::create(dir.join("rsyslogd.log")).context("rsyslogd log file")?;
-        // In the foreground (-n), with its own configuration (-f) and pid file (-i); it
-        // reports its errors on standard error.
-        let rsyslogd = Command::new(RSYSLOGD)
-            .arg("-n")
-            .args([OsStr::new("-f"), config_file.as_os_str()])
-            .args([OsStr::new("-i"), pid_file.as_os_str()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("start rsyslogd")?;
-        let mut bastion = Bastion {
-            rsyslogd,
-            dir: dir.to_path_buf(),
-            input: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let port = poll(
-            Duration::from_secs(30),
-            || {
-                let status = bastion.rsyslogd.try_wait().context("rsyslogd status")?;
-                assert!(
-                    status.is_none(),
-                    "rsyslogd exited ({status:?}): {}",
-                    bastion.log()
-                );
-                let Ok(text) = std::fs::read_to_string(&port_file) else {
-                    return Ok(None);
-                };
-                Ok(text.trim().parse::<u16>().ok().filter(|&p| p != 0))
-            },
-            || format!("rsyslogd wrote no input port: {}", said(dir)),
-        )?;
-        bastion.input.set_port(port);
-        Ok(bastion)
+        let rsyslogd = Rsyslogd::start(dir, &config, "to_collector")
+            .with_context(|| format!("the bastion's rsyslogd ({})", rsyslogd::INSTALL))?;
+        Ok(Bastion(rsyslogd))
     }
 
     /// What rsyslogd said, for failure messages.
     fn log(&self) -> String {
-        said(&self.dir)
+        self.0.log()
     }
 
     /// Hands lines to the bastion's syslog, one per LF.
     fn log_lines(&self, lines: &[Line]) -> anyhow::Result<()> {
-        let mut input = TcpStream::connect(self.input).context("connect to rsyslog's input")?;
         let text: String = lines.iter().map(|l| format!("{}\n", l.text)).collect();
-        input
-            .write_all(text.as_bytes())
+        self.0
+            .send(text.as_bytes())
             .context("write to rsyslog's input")
-    }
-}
-
-/// What the rsyslogd of the bastion in `dir` wrote to its log.
-fn said(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("rsyslogd.log")).unwrap_or_default()
-}
-
-impl Drop for Bastion {
-    fn drop(&mut self) {
-        // Every line was acknowledged over RELP before the bastion goes: nothing to flush.
-        let _ = self.rsyslogd.kill();
-        let _ = self.rsyslogd.wait();
     }
 }
 

@@ -10,25 +10,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::rsyslogd::Rsyslogd;
 use common::*;
-
-fn rsyslogd() -> PathBuf {
-    for dir in ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin"] {
-        let p = Path::new(dir).join("rsyslogd");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "rsyslogd not found: these end-to-end tests need rsyslog with its TLS and RELP modules \
-         (apt-get install -y rsyslog rsyslog-gnutls rsyslog-relp)"
-    );
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -38,93 +26,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// An rsyslogd of this test only; SIGTERM on drop.
-struct Rsyslog {
-    child: Child,
-    input_port: u16,
-    dir: PathBuf,
-}
-
-impl Rsyslog {
-    /// Starts rsyslogd with an imptcp input on a free port whose messages go to `action`.
-    fn start(dir: &Path, modules: &str, action: &str) -> Rsyslog {
-        let bin = rsyslogd();
-        let work = dir.join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        let input_port = free_port();
-        let conf = dir.join("rsyslog.conf");
-        let text = format!(
-            r#"global(workDirectory="{work}" maxMessageSize="64k")
-{modules}
-module(load="imptcp")
-input(type="imptcp" address="127.0.0.1" port="{input_port}" ruleset="forward")
-ruleset(name="forward") {{
-{action}
-}}
-"#,
-            work = work.display(),
-        );
-        std::fs::write(&conf, text).unwrap();
-        let log = std::fs::File::create(dir.join("rsyslogd.log")).unwrap();
-        let child = Command::new(&bin)
-            .arg("-n")
-            .arg("-f")
-            .arg(&conf)
-            .arg("-i")
-            .arg(dir.join("rsyslogd.pid"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let r = Rsyslog {
-            child,
-            input_port,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", input_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "rsyslogd did not open its input: {}",
-                r.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        r
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("rsyslogd.log")).unwrap_or_default()
-    }
-
-    /// Sends messages `range` into rsyslog's input, LF-framed, `per_ms` messages per
-    /// millisecond at most (0: as fast as possible).
-    fn feed(&self, range: std::ops::Range<usize>, per_ms: usize) {
-        feed(self.input_port, range, per_ms);
-    }
-}
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn feed(port: u16, range: std::ops::Range<usize>, per_ms: usize) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+/// Sends messages `range` into rsyslog's input, LF-framed, `per_ms` messages per
+/// millisecond at most (0: as fast as possible).
+fn feed(input: SocketAddr, range: std::ops::Range<usize>, per_ms: usize) {
+    let mut s = TcpStream::connect(input).unwrap();
     let mut out = Vec::new();
     for i in range {
         out.extend_from_slice(input_message(i).as_bytes());
@@ -181,6 +86,11 @@ fn wait_for(
     }
 }
 
+/// rsyslog's configuration: `modules`, then the ruleset "forward" of one `action`.
+fn forward(modules: &str, action: &str) -> String {
+    format!("{modules}\nruleset(name=\"forward\") {{\n{action}\n}}")
+}
+
 fn tls_globals(pki: &Pki) -> String {
     format!(
         r#"global(DefaultNetstreamDriverCAFile="{ca}" DefaultNetstreamDriverCertFile="{cert}" DefaultNetstreamDriverKeyFile="{key}")"#,
@@ -206,9 +116,10 @@ fn rsyslog_forwards_over_syslog_tls_and_every_message_is_journaled() {
        queue.type="LinkedList" action.resumeRetryCount="-1" action.resumeInterval="1")"#,
         port = server.syslog().port()
     );
-    let rsyslog = Rsyslog::start(tmp.path(), &tls_globals(&pki), &action);
+    let rsyslog = Rsyslogd::start(tmp.path(), &forward(&tls_globals(&pki), &action), "forward")
+        .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
-    rsyslog.feed(0..N, 0);
+    feed(rsyslog.input(), 0..N, 0);
     let seen = wait_for(
         &data,
         N,
@@ -363,11 +274,12 @@ tenants = ["{TENANT}"]
         cert = pki.source_cert.display(),
         key = pki.source_key.display(),
     );
-    let rsyslog = Rsyslog::start(tmp.path(), modules, &action);
+    let rsyslog = Rsyslogd::start(tmp.path(), &forward(modules, &action), "forward")
+        .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     // About 10 messages per millisecond: the stream lasts about 2 s.
-    let port = rsyslog.input_port;
-    let feeder = std::thread::spawn(move || feed(port, 0..N, 10));
+    let input = rsyslog.input();
+    let feeder = std::thread::spawn(move || feed(input, 0..N, 10));
 
     // Kill the collector mid-stream, once part of the stream is durable.
     let before = wait_for(

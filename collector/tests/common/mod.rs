@@ -1,6 +1,8 @@
 //! Shared helpers of the collector's tests: a real PKI, a server on ephemeral ports, TLS
-//! and RELP clients, and reading the journal back.
+//! and RELP clients, an rsyslogd of the test (`rsyslogd`), and reading the journal back.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod rsyslogd;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
