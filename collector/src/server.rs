@@ -581,6 +581,22 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
     tracing::debug!(listener = name, "stopped accepting");
 }
 
+/// Counts a connection in `vigie_connections_open` for as long as it lives.
+struct Open(prometheus::IntGauge);
+
+impl Open {
+    fn count(gauge: prometheus::IntGauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -589,8 +605,7 @@ async fn connection(
 ) {
     let name = shared.protocol.name();
     let _ = tcp.set_nodelay(true);
-    let gauge = shared.metrics.connections_open.with_label_values(&[name]);
-    gauge.inc();
+    let _open = Open::count(shared.metrics.connections_open.with_label_values(&[name]));
     let refuse = |reason: &str| {
         shared
             .metrics
@@ -598,18 +613,23 @@ async fn connection(
             .with_label_values(&[name, reason])
             .inc();
     };
+    // One of the source's connections, within its limit.
+    let slot = |source: &Source| {
+        let slot = shared.per_source.acquire(&source.name);
+        if slot.is_none() {
+            refuse("max_connections_per_source");
+            tracing::warn!(listener = name, %peer, source = %source.name, "connection refused: max_connections_per_source reached");
+        }
+        slot
+    };
     match shared.protocol {
         Protocol::SyslogTcp => {
             let Some(source) = shared.plain_peers.get(&peer.ip()).cloned() else {
                 refuse("not_allowed");
                 tracing::warn!(listener = name, %peer, "connection refused: address not in syslog_tcp.allow");
-                gauge.dec();
                 return;
             };
-            let Some(_slot) = shared.per_source.acquire(&source.name) else {
-                refuse("max_connections_per_source");
-                tracing::warn!(listener = name, %peer, source = %source.name, "connection refused: max_connections_per_source reached");
-                gauge.dec();
+            let Some(_slot) = slot(&source) else {
                 return;
             };
             let ctx = context(&shared, peer, source);
@@ -617,7 +637,6 @@ async fn connection(
         }
         Protocol::SyslogTls | Protocol::RelpTls | Protocol::Https => {
             let Some(acceptor) = shared.tls.clone() else {
-                gauge.dec();
                 return;
             };
             let after = Duration::from_millis(shared.limits.handshake_timeout_ms);
@@ -633,7 +652,6 @@ async fn connection(
                         .with_label_values(&[name])
                         .inc();
                     tracing::warn!(listener = name, %peer, phase = "handshake", error = %e, "tls handshake failed");
-                    gauge.dec();
                     return;
                 }
                 Err(_) => {
@@ -643,7 +661,6 @@ async fn connection(
                         .with_label_values(&[name])
                         .inc();
                     tracing::warn!(listener = name, %peer, phase = "handshake", ?after, "tls handshake timed out");
-                    gauge.dec();
                     return;
                 }
             };
@@ -657,13 +674,9 @@ async fn connection(
             let Some(source) = shared.sources.resolve(&names) else {
                 refuse("unknown_source");
                 tracing::warn!(listener = name, %peer, certificate_names = ?names, "connection refused: certificate names no configured source");
-                gauge.dec();
                 return;
             };
-            let Some(_slot) = shared.per_source.acquire(&source.name) else {
-                refuse("max_connections_per_source");
-                tracing::warn!(listener = name, %peer, source = %source.name, "connection refused: max_connections_per_source reached");
-                gauge.dec();
+            let Some(_slot) = slot(&source) else {
                 return;
             };
             tracing::debug!(listener = name, %peer, source = %source.name, "source connected");
@@ -682,7 +695,6 @@ async fn connection(
                     };
                     http::serve(stream, ctx).await;
                 }
-                gauge.dec();
                 return;
             }
             let ctx = context(&shared, peer, source);
@@ -694,7 +706,6 @@ async fn connection(
             finish(&ctx, result);
         }
     }
-    gauge.dec();
 }
 
 fn context(shared: &Shared, peer: SocketAddr, source: Arc<Source>) -> ConnCtx {

@@ -511,6 +511,14 @@ async fn connection_limits_are_enforced() {
     proto::framing::encode_octet_counted(message(1).as_bytes(), &mut out);
     first.write_all(&out).await.unwrap();
     first.flush().await.unwrap();
+    let open = || {
+        metric(
+            &server.metrics.render(),
+            "vigie_connections_open",
+            &["listener=\"syslog_tls\""],
+        )
+    };
+    assert_eq!(open(), 1.0);
     let mut second = tls_connect(&connector, server.syslog()).await.unwrap();
     assert!(
         closed_by_server(&mut second).await,
@@ -527,6 +535,16 @@ async fn connection_limits_are_enforced() {
         ),
         1.0
     );
+    // Served or refused, a connection is no longer counted open once it is over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while open() != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} connections still counted open",
+            open()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await.unwrap();
     assert_eq!(events(&data).len(), 1);
 }
