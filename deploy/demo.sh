@@ -53,3 +53,8 @@ status=0
   --format html --out "$dir/report.html" || true
 cut -d, -f1,2,5 "$dir/report.csv" | column -t -s, || cat "$dir/report.csv"
 echo "report: $dir/report.html (exit status $status: 1 means findings above info)"
+echo
+echo "The declarations were filed today, after yesterday's connections. A staff list counts"
+echo "from its filing only, so even Jeanne Martin, who is on it, is not_on_staff_list; a window"
+echo "filed after the connection it covers is window_after_fact. Filed before the maintenance,"
+echo "they would leave her connection only its missing report."

@@ -327,13 +327,16 @@ fn html(audit: &Audit, lang: Lang, generated_at: OffsetDateTime) -> String {
         "<h3>{}</h3><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
         l.by_rule, l.rule, l.severity, l.count
     );
-    let mut rules: Vec<_> = crate::finding::Rule::ALL
-        .iter()
-        .filter_map(|r| s.by_rule.get(r.id()).map(|n| (*r, *n)))
-        .collect();
-    rules.sort_by_key(|(r, _)| std::cmp::Reverse(r.severity()));
-    for (rule, n) in rules {
-        let sev = rule.severity();
+    // A row per rule and severity found, as the findings say: a rule's finding may stand
+    // below the rule's usual severity (a journal younger than the retention is information
+    // only, not a gap in it).
+    let mut rows = BTreeMap::new();
+    for f in &audit.findings {
+        *rows
+            .entry((std::cmp::Reverse(f.severity), f.rule))
+            .or_insert(0u64) += 1;
+    }
+    for ((std::cmp::Reverse(sev), rule), n) in rows {
         let _ = write!(
             h,
             "<tr class=\"sev-{}\"><td>{} <small>({})</small></td><td>{}</td><td>{n}</td></tr>",

@@ -52,6 +52,39 @@ fn report_formats() {
     assert!(en.contains("Remote access conformance report"));
 }
 
+/// The summary's rows per rule give the severity its findings have, which may be below the
+/// rule's usual one (a journal younger than the retention is information only).
+#[test]
+fn the_html_summary_counts_each_rule_at_the_severity_of_its_findings() {
+    let m = month();
+    let audit = audit_of(&m);
+    let young = |f: &&auditor::finding::Finding| f.rule == auditor::finding::Rule::RetentionShort;
+    let retention: Vec<_> = audit.findings.iter().filter(young).collect();
+    assert!(
+        !retention.is_empty(),
+        "the month's journals are younger than 18 months"
+    );
+    assert!(
+        retention
+            .iter()
+            .all(|f| f.severity == auditor::finding::Severity::Info),
+        "they start at seq 0: information only"
+    );
+    let html = render(&audit, Format::Html, Lang::En);
+    // In English a severity's label is its name.
+    let row = |severity: &str| {
+        format!(
+            "<tr class=\"sev-{severity}\"><td>Retention shorter than 18 months <small>(retention_short)</small></td><td>{severity}</td><td>{}</td></tr>",
+            retention.len()
+        )
+    };
+    assert!(
+        html.contains(&row("info")),
+        "no info row for retention_short in the summary"
+    );
+    assert!(!html.contains(&row("high")));
+}
+
 #[test]
 fn journal_and_bundle_verify_offline_and_disclose_only_the_vendor() {
     let m = month();
