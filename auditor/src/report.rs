@@ -407,10 +407,11 @@ fn timeline_svg(audit: &Audit, l: &Labels) -> String {
     let height = 30.0 + row * persons.len() as f64;
     let x = |t: OffsetDateTime| left + ((t - from).as_seconds_f64() / span).clamp(0.0, 1.0) * width;
     let mut svg = String::new();
+    // On the right, room for half of the last day's label, centred on the period's end.
     let _ = write!(
         svg,
         "<div class=\"timeline\"><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {height}\" role=\"img\" font-size=\"11\">",
-        left + width + 10.0
+        left + width + 24.0
     );
     // Day ticks (at most ~40).
     let days = ((to - from).whole_days().max(1)) as usize;

@@ -85,6 +85,29 @@ fn the_html_summary_counts_each_rule_at_the_severity_of_its_findings() {
     assert!(!html.contains(&row("high")));
 }
 
+/// The timeline's last day label, centred on the period's end, fits in the picture.
+#[test]
+fn the_timeline_leaves_room_for_its_last_day_label() {
+    let m = month();
+    // A week without a clock change: its last day label falls on its end.
+    let mut cfg = config();
+    (cfg.from, cfg.to) = (t("2026-03-02T00:00"), t("2026-03-09T00:00"));
+    let audit = auditor::audit::run(&ledger(&m), cfg, options()).expect("run");
+    let html = render(&audit, Format::Html, Lang::En);
+    let number_after = |text: &str, key: &str| -> f64 {
+        let at = text.find(key).expect(key) + key.len();
+        let end = text[at..].find([' ', '"']).expect("end of number");
+        text[at..at + end].parse().expect("number")
+    };
+    let svg = &html[html.find("<svg").expect("timeline")..];
+    let width = number_after(svg, "viewBox=\"0 0 ");
+    let last_label = svg.rfind("text-anchor=\"middle\"").expect("a day label");
+    let label_start = svg[..last_label].rfind("<text x=\"").expect("its x");
+    let x = number_after(&svg[label_start..], "<text x=\"");
+    // "dd/mm" at 11 px: about 33 px wide, half of it right of x.
+    assert!(x + 17.0 <= width, "last label at {x}, picture {width} wide");
+}
+
 #[test]
 fn journal_and_bundle_verify_offline_and_disclose_only_the_vendor() {
     let m = month();
