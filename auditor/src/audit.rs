@@ -45,7 +45,8 @@ impl Ledger {
     /// `None` when there is none (the chain is then checked for seq continuity only).
     ///
     /// # Errors
-    /// [`AuditError::Journal`] when a key file or the journal cannot be read.
+    /// [`AuditError::Key`] when a key file cannot be read, [`AuditError::Journal`] when the
+    /// journal cannot be read.
     pub fn verifier_keys(&self, source: &Source) -> Result<Option<VerifierKeys>, AuditError> {
         let named = source
             .dir()
@@ -546,7 +547,7 @@ fn keys_for(ledger: &Ledger, source: &Source) -> Result<VerifyKeys, AuditError> 
 }
 
 fn read_keys(path: &std::path::Path) -> Result<VerifierKeys, AuditError> {
-    VerifierKeys::read(path).map_err(AuditError::journal(path))
+    VerifierKeys::read(path).map_err(AuditError::key(path))
 }
 
 /// Verifies one chain and turns its problems into findings.

@@ -7,11 +7,20 @@ use store::journal::JournalError;
 /// Why an auditor operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// A ledger could not be read or written.
-    #[error("ledger {}: {source}", dir.display())]
+    /// A journal (the auditor's ledger or a collector's) could not be read or written.
+    #[error("journal {}: {source}", dir.display())]
     Journal {
-        /// The ledger's directory.
+        /// The journal's directory.
         dir: PathBuf,
+        /// What the store said.
+        #[source]
+        source: JournalError,
+    },
+    /// A verifier key file could not be read.
+    #[error("verifier key {}: {source}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
         /// What the store said.
         #[source]
         source: JournalError,
@@ -96,5 +105,10 @@ impl AuditError {
     pub(crate) fn journal(dir: impl Into<PathBuf>) -> impl FnOnce(JournalError) -> AuditError {
         let dir = dir.into();
         move |source| AuditError::Journal { dir, source }
+    }
+
+    pub(crate) fn key(path: impl Into<PathBuf>) -> impl FnOnce(JournalError) -> AuditError {
+        let path = path.into();
+        move |source| AuditError::Key { path, source }
     }
 }

@@ -20,7 +20,7 @@ use crate::progress::Progress;
 /// The journal or the key file cannot be read, or a record cannot be read back (the
 /// error names the segment and offset).
 pub fn journal(dir: &Path, key_file: &Path) -> Result<Outcome, AuditError> {
-    let keys = VerifierKeys::read(key_file).map_err(AuditError::journal(key_file))?;
+    let keys = VerifierKeys::read(key_file).map_err(AuditError::key(key_file))?;
     let reader = JournalReader::open(dir).map_err(AuditError::journal(dir))?;
     if reader.chain_id() != keys.chain_id {
         return Err(AuditError::arg(

@@ -125,3 +125,44 @@ fn staff_csv_and_ics_imports_from_the_command_line() {
     assert_eq!(v.windows.len(), 1);
     assert_eq!(v.windows[0].grant.filed_by, "rssi.test");
 }
+
+/// What a missing file makes the auditor say: what it was, where, and the system's reason,
+/// once.
+#[test]
+fn a_missing_file_is_named_with_its_reason_said_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let nope = tmp.path().join("nope");
+    let nope = nope.to_str().expect("utf-8 path");
+    let reason = "No such file or directory";
+    for (args, want) in [
+        (
+            vec!["verify", "--journal", nope, "--key", nope],
+            format!("error: verifier key {nope}: cannot read {nope}: {reason}"),
+        ),
+        (
+            vec![
+                "report",
+                "--by",
+                "x",
+                "--ledger",
+                nope,
+                "--events",
+                nope,
+                "--tenant",
+                "t",
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-04-01",
+                "--format",
+                "csv",
+            ],
+            format!("error: journal {nope}: cannot list {nope}: {reason}"),
+        ),
+    ] {
+        let (code, text) = run(Command::new(env!("CARGO_BIN_EXE_auditor")).args(&args));
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(text.starts_with(&want), "{args:?}: {text}");
+        assert_eq!(text.matches(reason).count(), 1, "{args:?}: {text}");
+    }
+}

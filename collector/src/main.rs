@@ -137,7 +137,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", store::error_chain(e.as_ref()));
             ExitCode::from(2)
         }
     }

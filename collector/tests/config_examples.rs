@@ -89,6 +89,18 @@ fn check_config_command_accepts_the_examples_and_refuses_a_typo() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(typo), "{}: {stderr}", path.display());
     }
+    // A configuration that is not there: named, with the system's reason said once.
+    let missing = tmp.path().join("missing.toml");
+    let out = check(&missing, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: cannot read config {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
 }
 
 #[test]

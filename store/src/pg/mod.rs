@@ -63,6 +63,7 @@ pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crate::error_chain;
 pub use copy_in::{
     BatchLimits, CatchUp, PlannedBatch, Position, Turn, Turns, catch_up, copy_batch, copy_in_turn,
     plan_batch, position, positions, read_batch, replicate_rows,
@@ -72,7 +73,7 @@ pub use read::{
     LedgerQuery, LedgerRow, StoredRange, chains, for_each_record, for_each_stored, query, tenants,
     verify_chain,
 };
-pub use replicator::{ReplicationStatus, Replicator, ReplicatorConfig, error_chain};
+pub use replicator::{ReplicationStatus, Replicator, ReplicatorConfig};
 pub use retention::{
     ChainCut, MIN_RETENTION_MONTHS, RetentionPlan, RetentionPolicy, journal_segments_to_drop,
 };

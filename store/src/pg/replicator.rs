@@ -64,6 +64,7 @@ use tokio_postgres::Client;
 use super::copy_in::{self, BatchLimits, PlannedBatch, Position, Turn, Turns};
 use super::error::ChainId;
 use super::{PgError, connect, schema};
+use crate::error_chain;
 use crate::journal::Journal;
 
 /// How the replicator runs.
@@ -557,16 +558,4 @@ async fn work(
             }
         }
     }
-}
-
-/// An error and its causes, `: `-separated.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
