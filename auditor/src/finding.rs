@@ -498,11 +498,22 @@ impl Finding {
                 "Source {note} sent nothing for {}, from {when} to {at}.",
                 span(amount, lang)
             ),
+            // Information: the journal starts there (its first entry), nothing was cut.
+            (Lang::Fr, Rule::RetentionShort) if self.severity == Severity::Info => format!(
+                "Le journal {other} commence le {when}, à sa première entrée : il ne couvre pas encore les 18 mois glissants à conserver (depuis le {since}), et rien n'en a été retiré.",
+                since = paris(self.at - crate::audit::RETENTION)
+            ),
+            (Lang::En, Rule::RetentionShort) if self.severity == Severity::Info => format!(
+                "The {other} journal starts on {when}, with its first entry: it does not yet hold the 18 rolling months to keep (since {since}), and nothing was removed from it.",
+                since = paris(self.at - crate::audit::RETENTION)
+            ),
             (Lang::Fr, Rule::RetentionShort) => format!(
-                "Le journal {other} ne remonte qu'au {when} : il doit couvrir au moins 18 mois glissants (jusqu'au {at})."
+                "Le journal {other} ne remonte qu'au {when} : 18 mois glissants doivent être conservés, soit depuis le {since}.",
+                since = paris(self.at - crate::audit::RETENTION)
             ),
             (Lang::En, Rule::RetentionShort) => format!(
-                "Journal {other} goes back only to {when}: it must cover at least 18 rolling months (to {at})."
+                "The {other} journal goes back only to {when}: 18 rolling months must be kept, that is since {since}.",
+                since = paris(self.at - crate::audit::RETENTION)
             ),
             (Lang::Fr, Rule::Emergency) => format!(
                 "{subject} s'est connecté le {at} au titre d'une urgence déclarée ({note})."
@@ -553,5 +564,23 @@ mod tests {
         assert!(s.explain(Lang::Fr).contains("pendant 28 j 3 h,"));
         assert_eq!(Rule::ALL.len(), 18);
         assert!(Rule::ALL.iter().all(|r| !r.title(Lang::Fr).is_empty()));
+    }
+
+    /// A journal younger than the retention is told apart from one that lost its start.
+    #[test]
+    fn a_short_retention_says_whether_anything_was_removed() {
+        let mut f = Finding::new(Rule::RetentionShort, "chu", datetime!(2026-04-01 0:00 +2));
+        f.facts.other = Some("events".into());
+        f.facts.when = Some(datetime!(2026-03-01 9:00 +1));
+        assert_eq!(
+            f.explain(Lang::En),
+            "The events journal goes back only to 2026-03-01 09:00:00 +01:00: 18 rolling months must be kept, that is since 2024-09-30 00:00:00 +02:00."
+        );
+        f.severity = Severity::Info;
+        assert_eq!(
+            f.explain(Lang::En),
+            "The events journal starts on 2026-03-01 09:00:00 +01:00, with its first entry: it does not yet hold the 18 rolling months to keep (since 2024-09-30 00:00:00 +02:00), and nothing was removed from it."
+        );
+        assert!(f.explain(Lang::Fr).contains("rien n'en a été retiré"));
     }
 }
