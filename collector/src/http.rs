@@ -281,7 +281,12 @@ enum Checked<'b> {
 /// batch.
 fn check<'b>(text: &'b str, max_event_bytes: usize, in_batch: &mut HashSet<String>) -> Checked<'b> {
     match serde_json::from_str::<JsonEvent>(text) {
-        Err(e) => Checked::Refused(None, "malformed", format!("malformed event: {e}")),
+        // Its id, if it has a readable one, names it in the answer.
+        Err(e) => Checked::Refused(
+            readable_id(text.as_bytes()),
+            "malformed",
+            format!("malformed event: {e}"),
+        ),
         Ok(item) if item.id.is_empty() || item.id.len() > MAX_ID_BYTES => Checked::Refused(
             Some(item.id),
             "malformed",
@@ -298,6 +303,19 @@ fn check<'b>(text: &'b str, max_event_bytes: usize, in_batch: &mut HashSet<Strin
         Ok(item) if !in_batch.insert(item.id.clone()) => Checked::Duplicate(item.id),
         Ok(item) => Checked::Ready(text, item),
     }
+}
+
+/// The id of an event's JSON, when it has one the API accepts (a string of 1 to
+/// [`MAX_ID_BYTES`] bytes), whatever else is wrong with the event.
+fn readable_id(json: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_slice::<Id>(json)
+        .ok()
+        .map(|i| i.id)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_ID_BYTES)
 }
 
 async fn process(
@@ -643,10 +661,6 @@ impl Dedup {
         reader: &store::journal::JournalReader,
         now: OffsetDateTime,
     ) -> usize {
-        #[derive(Deserialize)]
-        struct Id {
-            id: String,
-        }
         let mut found = 0;
         let from = now - self.window;
         for stored in reader.scan_time(from, now + time::Duration::DAY) {
@@ -661,7 +675,7 @@ impl Dedup {
             if e.raw.first() != Some(&b'{') {
                 continue;
             }
-            let Ok(Id { id }) = serde_json::from_slice::<Id>(&e.raw) else {
+            let Some(id) = readable_id(&e.raw) else {
                 continue;
             };
             let mut guard = self.lock();
@@ -813,6 +827,15 @@ mod tests {
         assert!(matches!(
             check("{not json", 1000, &mut seen),
             Checked::Refused(None, "malformed", m) if m.starts_with("malformed event")
+        ));
+        // Malformed otherwise, with an id the answer can name.
+        assert!(matches!(
+            check(r#"{"id":"e3","kind":"session_start"}"#, 1000, &mut seen),
+            Checked::Refused(Some(id), "malformed", m) if id == "e3" && m.contains("unknown field `kind`")
+        ));
+        assert!(matches!(
+            check(r#"{"id":7,"message":"x"}"#, 1000, &mut seen),
+            Checked::Refused(None, "malformed", _)
         ));
     }
 }
