@@ -395,6 +395,12 @@ impl Finding {
         let amount = f.amount.unwrap_or(0);
         let note = f.note.as_deref().unwrap_or("");
         let addr = f.addr.as_deref().unwrap_or("?");
+        // Where the 18 rolling months that end at the finding start (retention only).
+        let since = if self.rule == Rule::RetentionShort {
+            paris(self.at - crate::audit::RETENTION)
+        } else {
+            String::new()
+        };
         match (lang, self.rule) {
             (Lang::Fr, Rule::OutsideWindow) => format!(
                 "{subject} s'est connecté le {at} alors qu'aucune plage d'intervention autorisée n'était en vigueur."
@@ -500,20 +506,16 @@ impl Finding {
             ),
             // Information: the journal starts there (its first entry), nothing was cut.
             (Lang::Fr, Rule::RetentionShort) if self.severity == Severity::Info => format!(
-                "Le journal {other} commence le {when}, à sa première entrée : il ne couvre pas encore les 18 mois glissants à conserver (depuis le {since}), et rien n'en a été retiré.",
-                since = paris(self.at - crate::audit::RETENTION)
+                "Le journal {other} commence le {when}, à sa première entrée : il ne couvre pas encore les 18 mois glissants à conserver (depuis le {since}), et rien n'en a été retiré."
             ),
             (Lang::En, Rule::RetentionShort) if self.severity == Severity::Info => format!(
-                "The {other} journal starts on {when}, with its first entry: it does not yet hold the 18 rolling months to keep (since {since}), and nothing was removed from it.",
-                since = paris(self.at - crate::audit::RETENTION)
+                "The {other} journal starts on {when}, with its first entry: it does not yet hold the 18 rolling months to keep (since {since}), and nothing was removed from it."
             ),
             (Lang::Fr, Rule::RetentionShort) => format!(
-                "Le journal {other} ne remonte qu'au {when} : 18 mois glissants doivent être conservés, soit depuis le {since}.",
-                since = paris(self.at - crate::audit::RETENTION)
+                "Le journal {other} ne remonte qu'au {when} : 18 mois glissants doivent être conservés, soit depuis le {since}."
             ),
             (Lang::En, Rule::RetentionShort) => format!(
-                "The {other} journal goes back only to {when}: 18 rolling months must be kept, that is since {since}.",
-                since = paris(self.at - crate::audit::RETENTION)
+                "The {other} journal goes back only to {when}: 18 rolling months must be kept, that is since {since}."
             ),
             (Lang::Fr, Rule::Emergency) => format!(
                 "{subject} s'est connecté le {at} au titre d'une urgence déclarée ({note})."
