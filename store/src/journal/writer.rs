@@ -525,7 +525,7 @@ impl Writer {
             self.buf.resize(data);
             wrote.map_err(|e| io("write", &self.seg.path)(e))?;
             self.seg.end = end;
-            (self.spare_pace.filled).store(end.saturating_sub(HEADER_BYTES), Ordering::Relaxed);
+            self.publish_fill();
             // Keep the last page, partly written, for the next write.
             let last_page = end - end % PAGE;
             self.buf
@@ -668,8 +668,8 @@ impl Writer {
         let size = self.settings.segment_bytes;
         let zero = self.settings.zero_segments;
         let pace = Arc::new(files::Pace::default());
-        (pace.filled).store(self.seg.end.saturating_sub(HEADER_BYTES), Ordering::Relaxed);
         self.spare_pace = pace.clone();
+        self.publish_fill();
         let spawned = std::thread::Builder::new()
             .name("journal-prealloc".into())
             .spawn(move || {
@@ -687,6 +687,12 @@ impl Writer {
             });
         // If no thread can be started, the roll allocates the segment itself.
         self.spare = spawned.ok();
+    }
+
+    /// Tells the spare's zeroes how far the open segment is filled (see [`files::Pace`]).
+    fn publish_fill(&self) {
+        (self.spare_pace.filled)
+            .store(self.seg.end.saturating_sub(HEADER_BYTES), Ordering::Relaxed);
     }
 
     fn write_state(&self) -> Result<(), JournalError> {
