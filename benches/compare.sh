@@ -36,7 +36,7 @@
 #                             and the pair of runs 1 and 3, one run of each saying little on
 #                             a shared machine; these rows are left out of the table
 #   6. collector  RELP/TLS    sustained SUSTAIN_SECS (default 90) at 50% of run 4's rate:
-#                             ack latency, RSS sampled every 5 s (growth check: a line
+#                             ack latency, RSS sampled every second (growth check: a line
 #                             fitted through the second half's samples, after warm-up, must
 #                             not rise by more than 4 MiB or 5%; the growth from 10 s to the
 #                             end is printed too)
@@ -517,7 +517,7 @@ relp_max=$(awk -F'\t' '$1 == "collector-relp" {print $3}' "$WORK/rows.tsv")
 rate=$(awk -v r="$relp_max" 'BEGIN {printf "%.0f", r / 2}')
 if ((rate < 100)); then rate=100; fi
 start_collector sustained
-sample 5 "$WORK/sustained-rss.txt" status_kb "$C_PID" VmRSS
+sample 1 "$WORK/sustained-rss.txt" status_kb "$C_PID" VmRSS
 log "run sustained: collector, relp-tls, $rate msg/s for $SUSTAIN_SECS s"
 c0=$(cpu_ticks "$C_PID")
 "$LOADGEN" --protocol relp-tls --target "127.0.0.1:$C_RELP" "${TLS_ARGS[@]}" "${LG_COMMON[@]}" \
@@ -657,18 +657,24 @@ awk -v c0="$c0" -v c1="$c1" -v n="$(jq -r .acked "$S")" -v hwm="$s_hwm" -v gen="
 # RSS growth (KiB): from the sample 10 s into the run to the last one, and over the
 # second half of the run by a least-squares line through its samples (a warm-up that levels
 # off grows in the first half only; a leak grows in both; the line is not fooled by one
-# sample's noise, a few MiB either way). Prints: samples, growth from 10 s, fitted growth
-# over the second half, mean RSS of the second half.
+# sample's noise, a few MiB either way). Samples are taken every second: the allocator
+# moves RSS by a few MiB from one sample to the next, and a line through the 9 samples of
+# 5-s sampling rose by more than the threshold on that noise alone in about one run in
+# eight (simulated) to one in five (5 of 23 runs of this script); through 45, about one in
+# forty (simulated). Prints: samples, growth from 10 s, fitted growth over the second half,
+# mean RSS of the second half.
 rss_growth() {
     awk 'NF == 2 {t[++n] = $1; r[n] = $2}
         END {
             if (n < 4) { print n, 0, 0, 0; exit }
+            ten = 1
+            while (ten < n && t[ten] - t[1] < 10) ten++
             m = int((n + 1) / 2)
             for (i = m; i <= n; i++) { st += t[i]; sr += r[i]; k++ }
             st /= k; sr /= k
             for (i = m; i <= n; i++) { num += (t[i] - st) * (r[i] - sr); den += (t[i] - st) ^ 2 }
             slope = (den > 0 ? num / den : 0)
-            printf "%d %.0f %.0f %.0f\n", n, r[n] - r[3], slope * (t[n] - t[m]), sr
+            printf "%d %.0f %.0f %.0f\n", n, r[n] - r[ten], slope * (t[n] - t[m]), sr
         }' "$1"
 }
 read -r rss_n rss_from10 rss_half rss_mean < <(rss_growth "$WORK/sustained-rss.txt")
@@ -676,7 +682,7 @@ awk 'NF == 2 {r[++n] = $2}
     END {
         if (n < 3) { print "  RSS samples: too few"; exit }
         line = "  RSS every 5 s (MiB):"
-        for (i = 1; i <= n; i++) line = line sprintf(" %.0f", r[i] / 1024)
+        for (i = 1; i <= n; i += 5) line = line sprintf(" %.0f", r[i] / 1024)
         print line
     }' "$WORK/sustained-rss.txt"
 awk -v a="$rss_from10" -v h="$rss_half" -v m="$rss_mean" 'BEGIN {
