@@ -1,7 +1,14 @@
-//! Parsing per source profile: one syslog frame into its header and MSG
-//! (`proto::syslog::parse`), then mapped by the profiles a source would try
-//! (`proto::profiles::map_any`) into what the connection event records, for the messages the
-//! load generator sends (`benches/loadgen/messages.rs`, about 250-350 bytes each).
+//! Parsing per source profile, as the collector does it for every message:
+//!
+//! - `parse/<profile>`: one syslog frame into its header and MSG, borrowed from the frame
+//!   (`proto::syslog::parse_ref`), then mapped by the profiles a source would try
+//!   (`proto::profiles::map_any`) into what the connection event records;
+//! - `ingest/<profile>`: the collector's whole step from frame to journal entry
+//!   (`collector::ingest::accept`): the same parse and mapping, the tenant read from the
+//!   message's structured data and checked against the source, and the canonical encoding.
+//!
+//! The messages are the load generator's (`benches/loadgen/messages.rs`, about 250-400 bytes
+//! each).
 //!
 //! ```text
 //!  cargo bench --bench parse
@@ -17,10 +24,11 @@ mod messages;
 
 use std::hint::black_box;
 
+use collector::ingest::{Source, accept};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use messages::{Kind, Mix, Pool};
 use proto::profiles::{GenericConfig, Input, Profile, map_any};
-use proto::syslog::{ParseContext, parse};
+use proto::syslog::{ParseContext, SyslogRef, parse_ref};
 use time::OffsetDateTime;
 
 /// Messages of each profile cycled through.
@@ -48,19 +56,19 @@ fn profiles() -> Vec<Profile> {
 fn parse_and_map(c: &mut Criterion) {
     let profiles = profiles();
     let ctx = ParseContext::new(OffsetDateTime::now_utc(), jiff::tz::TimeZone::UTC);
+    let mix = |kind| Mix {
+        weights: vec![(kind, 1)],
+        tenants: 4,
+        vendors: 20,
+        persons: 200,
+    };
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(1));
     for kind in Kind::ALL {
-        let mix = Mix {
-            weights: vec![(kind, 1)],
-            tenants: 4,
-            vendors: 20,
-            persons: 200,
-        };
-        let pool = Pool::generate(&mix, 7, POOL);
+        let pool = Pool::generate(&mix(kind), 7, POOL);
         // Every message must be understood, by the profile it was written for.
         for m in &pool.messages {
-            let frame = parse(m.as_bytes(), &ctx).expect("a syslog frame");
+            let frame = parse_ref(m.as_bytes(), &ctx).expect("a syslog frame");
             let mapped = map_any(&profiles, &input(&frame)).expect("a mapped message");
             assert_eq!(mapped.profile, profile_name(kind), "{m}");
         }
@@ -71,16 +79,42 @@ fn parse_and_map(c: &mut Criterion) {
             b.iter(|| {
                 let m = &pool.messages[i % POOL];
                 i += 1;
-                let frame = parse(black_box(m.as_bytes()), &ctx).expect("frame");
+                let frame = parse_ref(black_box(m.as_bytes()), &ctx).expect("frame");
                 // The mapping borrows from the frame: looked at here, dropped with it.
                 black_box(&map_any(&profiles, &input(&frame)));
             })
         });
     }
     g.finish();
+
+    // A source of the load generator's tenants that tries the same profiles.
+    let source = Source {
+        name: "loadgen.localdomain".into(),
+        tenants: (0..4).map(messages::tenant_name).collect(),
+        default_tenant: "CHU-01".into(),
+        profiles,
+    };
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(1));
+    for kind in Kind::ALL {
+        let pool = Pool::generate(&mix(kind), 7, POOL);
+        for m in &pool.messages {
+            let accepted = accept(m.as_bytes(), &source, &ctx).expect("an accepted message");
+            assert!(!accepted.unmapped, "{m}");
+        }
+        let mut i = 0usize;
+        g.bench_function(kind.name(), |b| {
+            b.iter(|| {
+                let m = &pool.messages[i % POOL];
+                i += 1;
+                black_box(accept(black_box(m.as_bytes()), &source, &ctx).expect("accepted"))
+            })
+        });
+    }
+    g.finish();
 }
 
-fn input(m: &proto::syslog::SyslogMessage) -> Input<'_> {
+fn input<'a>(m: &'a SyslogRef<'_>) -> Input<'a> {
     Input {
         app_name: m.app_name.as_deref(),
         hostname: m.hostname.as_deref(),
