@@ -35,7 +35,7 @@
 //!   00000000000000183412.seg       the open segment (no .idx yet)
 //!   spare.seg.tmp                  the next segment, being allocated in the background
 //!
-//! segment  (pre-allocated: segment_bytes of zeroes, written and fsynced before use)
+//! segment  (pre-allocated: segment_bytes reserved, written with zeroes, fsynced before use)
 //!   0   magic "VIGIEJNL" | version u16 | chain_id [16] | first_seq u64 | crc32c u32
 //!   38  zero padding
 //!   64  record | record | … | 0u32 (end of data: the zeroes of the pre-allocation)
@@ -59,8 +59,11 @@
 //! double the bytes written): [`JournalConfig::zero_segments`] `false` reserves the blocks
 //! only. The zeroes are written in the background, paced so that the writer's own I/O is
 //! not queued behind a segment's worth of them, as long as they are ahead of the writer
-//! (twice as far into the spare as it is into its segment); behind it, at full speed, so
-//! that a fast writer does not wait for its next segment. The records themselves are written with `O_DIRECT` too
+//! (twice as far into the spare as it is into its segment); behind it, at full speed. A
+//! writer that needs the spare before its zeroes are done does not wait for them: they
+//! stop, and the rest of the segment is only reserved, as with `zero_segments = false`
+//! (zeroes that fell behind mean a disk short of bandwidth, where they cost more than
+//! they save). The records themselves are written with `O_DIRECT` too
 //! ([`JournalConfig::direct_writes`], on by default), from a buffer aligned in memory: the
 //! page cache held a second copy of every record and had the kernel write it back at each
 //! `fdatasync` (the writer thread's system time fell about fourfold); each `fdatasync`
@@ -215,7 +218,8 @@ pub struct JournalConfig {
     /// records into it changes no file metadata. With `false` its blocks are only reserved
     /// (`fallocate`): half the bytes reach the disk, but each `fdatasync` that reaches new
     /// blocks also commits the filesystem's journal. Which is faster depends on the disk:
-    /// see README's measurements.
+    /// see README's measurements. With `true`, zeroes not done when the writer needs the
+    /// segment stop there, and its rest is only reserved.
     pub zero_segments: bool,
     /// Fault injection: the n-th data `fdatasync` of this writer (from 0) fails.
     #[cfg(test)]
@@ -223,6 +227,9 @@ pub struct JournalConfig {
     /// Fault injection: the n-th direct write of this writer (from 0) is refused (EINVAL).
     #[cfg(test)]
     pub(crate) refuse_direct_write_at: Option<u64>,
+    /// Tests: the spare's zeroes rest after their first chunk until the writer needs it.
+    #[cfg(test)]
+    pub(crate) hold_zeroes: bool,
 }
 
 impl JournalConfig {
@@ -243,6 +250,8 @@ impl JournalConfig {
             fail_sync_at: None,
             #[cfg(test)]
             refuse_direct_write_at: None,
+            #[cfg(test)]
+            hold_zeroes: false,
         }
     }
 
@@ -511,6 +520,8 @@ impl Journal {
             faults: syncer::SyncFaults::default(),
             #[cfg(test)]
             refuse_direct_write_at: config.refuse_direct_write_at,
+            #[cfg(test)]
+            hold_zeroes: config.hold_zeroes,
         };
         let writer = Writer::new(
             settings,

@@ -159,6 +159,9 @@ pub(crate) struct Settings {
     /// Fault injection: the n-th direct write (from 0) is refused with EINVAL.
     #[cfg(test)]
     pub(crate) refuse_direct_write_at: Option<u64>,
+    /// Tests: the spare's zeroes wait for the writer (see [`files::Pace`]).
+    #[cfg(test)]
+    pub(crate) hold_zeroes: bool,
 }
 
 /// The writer thread's state.
@@ -612,6 +615,8 @@ impl Writer {
         let first_seq = self.chain.head().next_seq;
         let spare_path = dir.join(SPARE_FILE);
         let waiting = Instant::now();
+        // Zeroes not done yet stop where they are: the rest of the spare is only reserved.
+        self.spare_pace.stop.store(true, Ordering::Relaxed);
         self.spare_pace.hurry.store(true, Ordering::Relaxed);
         let file = match self.spare.take().map(JoinHandle::join) {
             Some(Ok(Ok(file))) => file,
@@ -667,7 +672,11 @@ impl Writer {
         let path = self.settings.dir.join(SPARE_FILE);
         let size = self.settings.segment_bytes;
         let zero = self.settings.zero_segments;
-        let pace = Arc::new(files::Pace::default());
+        let pace = Arc::new(files::Pace {
+            #[cfg(test)]
+            held: self.settings.hold_zeroes,
+            ..files::Pace::default()
+        });
         self.spare_pace = pace.clone();
         self.publish_fill();
         let spawned = std::thread::Builder::new()
@@ -721,6 +730,8 @@ impl Writer {
     fn shutdown(&mut self) {
         // Answers what it holds, then stops.
         drop(self.syncer.take());
+        // The spare is removed: its zeroes stop where they are.
+        self.spare_pace.stop.store(true, Ordering::Relaxed);
         self.spare_pace.hurry.store(true, Ordering::Relaxed);
         if let Some(Ok(Ok(file))) = self.spare.take().map(JoinHandle::join) {
             drop(file);

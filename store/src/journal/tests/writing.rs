@@ -511,3 +511,54 @@ fn segments_only_reserved_hold_and_recover_like_zeroed_ones() {
     );
     assert_chain_intact(dir.path(), &keys);
 }
+
+#[test]
+fn a_writer_does_not_wait_for_zeroes_that_fell_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = init(dir.path()).unwrap();
+    // The spare's zeroes stop after their first 256 KiB chunk until the writer needs it.
+    let config = JournalConfig {
+        hold_zeroes: true,
+        ..small_config(dir.path(), 1 << 20)
+    };
+    let (journal, _) = Journal::open(config.clone()).unwrap();
+    let segments = |dir: &std::path::Path| {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        paths.sort();
+        paths
+    };
+    let mut next = 0;
+    while segments(dir.path()).len() < 2 {
+        journal
+            .append((0..50).map(|k| pending(next + k, base_time())).collect())
+            .unwrap();
+        next += 50;
+    }
+    journal.close().unwrap();
+    // The second segment was the held spare: zeroes in its first chunk, records from its
+    // start, and reserved blocks (a hole to SEEK_HOLE, asked before any read) after both.
+    let second = std::fs::File::open(&segments(dir.path())[1]).unwrap();
+    let hole = rustix::fs::seek(&second, rustix::fs::SeekFrom::Hole(0)).unwrap();
+    assert!(
+        (256 << 10..1 << 20).contains(&hole),
+        "the spare's zeroes went on to {hole} of {} bytes",
+        1 << 20
+    );
+    let (journal, recovery) = Journal::open(config).unwrap();
+    assert!(
+        recovery.head.next_seq > next,
+        "every entry and the seal are there"
+    );
+    journal.close().unwrap();
+    let stored = read_all(dir.path()).unwrap();
+    let events: Vec<_> = stored
+        .iter()
+        .filter(|e| e.canonical.get(1) != Some(&3))
+        .collect();
+    assert_eq!(events.len() as u64, next, "every entry read back");
+    assert_chain_intact(dir.path(), &keys);
+}
