@@ -73,6 +73,17 @@ pub(super) fn small_config(dir: &Path, segment_bytes: u64) -> JournalConfig {
     }
 }
 
+/// The segment files in `dir`, in seq order.
+pub(super) fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    paths.sort();
+    paths
+}
+
 /// Every entry of the journal in `dir`, or the first error.
 pub(super) fn read_all(dir: &Path) -> Result<Vec<StoredEntry>, super::JournalError> {
     JournalReader::open(dir)?.scan_seq(0..=u64::MAX).collect()

@@ -498,13 +498,7 @@ fn segments_only_reserved_hold_and_recover_like_zeroed_ones() {
     journal.close().unwrap();
     let stored = read_all(dir.path()).unwrap();
     assert_eq!(stored.len(), 302, "301 entries and the closing seal");
-    let segments = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "seg"))
-        })
-        .count();
+    let segments = segment_files(dir.path()).len();
     assert!(
         segments > 3,
         "the entries span several segments: {segments}"
@@ -522,17 +516,8 @@ fn a_writer_does_not_wait_for_zeroes_that_fell_behind() {
         ..small_config(dir.path(), 1 << 20)
     };
     let (journal, _) = Journal::open(config.clone()).unwrap();
-    let segments = |dir: &std::path::Path| {
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-            .collect();
-        paths.sort();
-        paths
-    };
     let mut next = 0;
-    while segments(dir.path()).len() < 2 {
+    while segment_files(dir.path()).len() < 2 {
         journal
             .append((0..50).map(|k| pending(next + k, base_time())).collect())
             .unwrap();
@@ -541,7 +526,7 @@ fn a_writer_does_not_wait_for_zeroes_that_fell_behind() {
     journal.close().unwrap();
     // The second segment was the held spare: zeroes in its first chunk, records from its
     // start, and reserved blocks (a hole to SEEK_HOLE, asked before any read) after both.
-    let second = std::fs::File::open(&segments(dir.path())[1]).unwrap();
+    let second = std::fs::File::open(&segment_files(dir.path())[1]).unwrap();
     let hole = rustix::fs::seek(&second, rustix::fs::SeekFrom::Hole(0)).unwrap();
     assert!(
         (256 << 10..1 << 20).contains(&hole),
