@@ -44,7 +44,7 @@ pub(crate) struct Pace {
     /// Bytes of records the writer has put in the open segment so far (as large as the
     /// spare).
     pub(crate) filled: AtomicU64,
-    /// Tests: each rest lasts until a hurry or a stop.
+    /// Tests: each rest lasts until the writer hurries the zeroes (it does with every stop).
     #[cfg(test)]
     pub(crate) held: bool,
 }

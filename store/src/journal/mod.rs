@@ -35,7 +35,7 @@
 //!   00000000000000183412.seg       the open segment (no .idx yet)
 //!   spare.seg.tmp                  the next segment, being allocated in the background
 //!
-//! segment  (pre-allocated: segment_bytes reserved, written with zeroes, fsynced before use)
+//! segment  (pre-allocated: segment_bytes reserved, zeroed in the background, fsynced before use)
 //!   0   magic "VIGIEJNL" | version u16 | chain_id [16] | first_seq u64 | crc32c u32
 //!   38  zero padding
 //!   64  record | record | … | 0u32 (end of data: the zeroes of the pre-allocation)
