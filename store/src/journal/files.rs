@@ -30,8 +30,6 @@ const ZERO_CHUNK: usize = 256 << 10;
 /// one (see [`rest_after`]).
 #[derive(Debug, Default)]
 pub(crate) struct Pace {
-    /// Set when the writer waits for the spare: the zeroes go at full speed.
-    pub(crate) hurry: AtomicBool,
     /// Set when the writer needs the spare: where its blocks are reserved (`fallocate`),
     /// direct zeroes stop after the chunk under way, and the rest of the file stays
     /// reserved, as with `zero_segments = false` (it reads as zeroes; each `fdatasync`
@@ -39,12 +37,13 @@ pub(crate) struct Pace {
     /// with the writer are short of disk bandwidth: waiting for them stalled the writer,
     /// and finishing them took that bandwidth from the records (on a disk syncing about
     /// 250 MB/s, 4,000,000 events over TLS, two alternated runs each: 304-314 k events/s
-    /// with the roll waiting for the zeroes, 389-406 k with it stopping them).
+    /// with the roll waiting for the zeroes, 389-406 k with it stopping them). Zeroes that
+    /// must go to the end (no `fallocate`, or through the page cache) go at full speed.
     pub(crate) stop: AtomicBool,
     /// Bytes of records the writer has put in the open segment so far (as large as the
     /// spare).
     pub(crate) filled: AtomicU64,
-    /// Tests: each rest lasts until the writer hurries the zeroes (it does with every stop).
+    /// Tests: each rest lasts until the writer stops the zeroes.
     #[cfg(test)]
     pub(crate) held: bool,
 }
@@ -61,10 +60,9 @@ impl Pace {
     fn may_rest(&self, zeroed: u64) -> bool {
         #[cfg(test)]
         if self.held {
-            return !self.hurry.load(Ordering::Relaxed);
+            return !self.stopped();
         }
-        !self.hurry.load(Ordering::Relaxed)
-            && zeroed >= self.filled.load(Ordering::Relaxed).saturating_mul(2)
+        !self.stopped() && zeroed >= self.filled.load(Ordering::Relaxed).saturating_mul(2)
     }
 }
 
@@ -88,7 +86,7 @@ fn rest_after(took: std::time::Duration, pace: Option<&Pace>, zeroed: u64) {
         took
     };
     let until = std::time::Instant::now() + took;
-    // In steps, so that a hurry or a writer catching up is seen soon.
+    // In steps, so that a stop or a writer catching up is seen soon.
     while pace.may_rest(zeroed) {
         let left = until.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
@@ -558,7 +556,7 @@ mod tests {
     }
 
     #[test]
-    fn a_paced_rest_lasts_as_long_as_the_write_unless_hurried_or_caught_up() {
+    fn a_paced_rest_lasts_as_long_as_the_write_unless_stopped_or_caught_up() {
         use std::time::{Duration, Instant};
         let calm = Pace::default();
         let started = Instant::now();
@@ -583,11 +581,11 @@ mod tests {
             started.elapsed() < Duration::from_secs(30),
             "no rest behind the writer"
         );
-        // A hurry, or the writer catching up, ends a rest under way.
+        // A stop, or the writer catching up, ends a rest under way.
         for (what, nudge) in [
             (
-                "the hurry",
-                (|p: &Pace| p.hurry.store(true, Ordering::Relaxed)) as fn(&Pace),
+                "the stop",
+                (|p: &Pace| p.stop.store(true, Ordering::Relaxed)) as fn(&Pace),
             ),
             ("the writer", |p: &Pace| {
                 p.filled.store(3 << 20, Ordering::Relaxed)

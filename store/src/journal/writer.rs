@@ -617,7 +617,6 @@ impl Writer {
         let waiting = Instant::now();
         // Zeroes not done yet stop where they are: the rest of the spare is only reserved.
         self.spare_pace.stop.store(true, Ordering::Relaxed);
-        self.spare_pace.hurry.store(true, Ordering::Relaxed);
         let file = match self.spare.take().map(JoinHandle::join) {
             Some(Ok(Ok(file))) => file,
             Some(Ok(Err(e))) => return Err(e),
@@ -732,7 +731,6 @@ impl Writer {
         drop(self.syncer.take());
         // The spare is removed: its zeroes stop where they are.
         self.spare_pace.stop.store(true, Ordering::Relaxed);
-        self.spare_pace.hurry.store(true, Ordering::Relaxed);
         if let Some(Ok(Ok(file))) = self.spare.take().map(JoinHandle::join) {
             drop(file);
             let path = self.settings.dir.join(SPARE_FILE);
