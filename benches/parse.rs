@@ -56,16 +56,23 @@ fn profiles() -> Vec<Profile> {
 fn parse_and_map(c: &mut Criterion) {
     let profiles = profiles();
     let ctx = ParseContext::new(OffsetDateTime::now_utc(), jiff::tz::TimeZone::UTC);
-    let mix = |kind| Mix {
-        weights: vec![(kind, 1)],
-        tenants: 4,
-        vendors: 20,
-        persons: 200,
-    };
+    // One pool of messages per profile, for both groups.
+    let pools: Vec<(Kind, Pool)> = Kind::ALL
+        .into_iter()
+        .map(|kind| {
+            let mix = Mix {
+                weights: vec![(kind, 1)],
+                tenants: 4,
+                vendors: 20,
+                persons: 200,
+            };
+            (kind, Pool::generate(&mix, 7, POOL))
+        })
+        .collect();
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(1));
-    for kind in Kind::ALL {
-        let pool = Pool::generate(&mix(kind), 7, POOL);
+    for (kind, pool) in &pools {
+        let kind = *kind;
         // Every message must be understood, by the profile it was written for.
         for m in &pool.messages {
             let frame = parse_ref(m.as_bytes(), &ctx).expect("a syslog frame");
@@ -91,13 +98,12 @@ fn parse_and_map(c: &mut Criterion) {
     let source = Source {
         name: "loadgen.localdomain".into(),
         tenants: (0..4).map(messages::tenant_name).collect(),
-        default_tenant: "CHU-01".into(),
+        default_tenant: messages::tenant_name(0),
         profiles,
     };
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(1));
-    for kind in Kind::ALL {
-        let pool = Pool::generate(&mix(kind), 7, POOL);
+    for (kind, pool) in &pools {
         for m in &pool.messages {
             let accepted = accept(m.as_bytes(), &source, &ctx).expect("an accepted message");
             assert!(!accepted.unmapped, "{m}");
