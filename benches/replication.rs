@@ -10,7 +10,9 @@
 //!
 //! Needs PostgreSQL (`VIGIE_BENCH_PG`, default `host=127.0.0.1 port=5432 user=postgres`);
 //! creates and drops its own database. `VIGIE_BENCH_ROWS` sets the row count (default
-//! 300,000), `VIGIE_BENCH_EXPLAIN=1` also prints the plans of the auditor's queries.
+//! 300,000), `VIGIE_BENCH_EXPLAIN=1` also prints the plans of the auditor's queries,
+//! `VIGIE_BENCH_LOCALE` (such as `fr_FR.UTF-8`) creates the database with that locale
+//! instead of the server's default.
 
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -56,9 +58,13 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let name = format!("vigie_bench_{}", std::process::id());
+    let locale = match std::env::var("VIGIE_BENCH_LOCALE") {
+        Ok(l) => format!(" TEMPLATE template0 LOCALE '{}'", l.replace('\'', "''")),
+        Err(_) => String::new(),
+    };
     admin(&server)
         .await
-        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .batch_execute(&format!("CREATE DATABASE {name}{locale}"))
         .await
         .expect("create the bench database");
     let url = format!("{server} dbname={name}");
@@ -77,6 +83,15 @@ async fn run() {
 async fn bench(url: &str, n: u64) {
     let (mut client, _conn) = pg::connect(url).await.expect("connect");
     pg::migrate(&mut client).await.expect("migrate");
+    let collate: String = client
+        .query_one(
+            "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .expect("the database's collation");
+    println!("database collation (LC_COLLATE): {collate}");
     let now = OffsetDateTime::now_utc();
     let mut month = YearMonth::of(now);
     for _ in 0..18 {

@@ -149,3 +149,134 @@ async fn the_replicator_refuses_a_newer_schema() {
         .get(0);
     assert_eq!(rows, 0, "nothing written into a schema it does not know");
 }
+
+/// The collation of each of `table`'s text columns, by name.
+async fn text_collations(client: &tokio_postgres::Client, table: &str) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT a.attname::text, c.collname::text FROM pg_attribute a \
+             JOIN pg_collation c ON c.oid = a.attcollation \
+             WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+             AND a.atttypid = 'text'::regtype ORDER BY a.attnum",
+            &[&table],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_ledger_of_version_1_moves_to_byte_order_and_keeps_its_rows() {
+    let db = TestDb::new().await;
+    let mut client = db.client().await;
+    // A database left at version 1, with a partition and rows in it.
+    let v1 = &pg::MIGRATIONS[0];
+    assert_eq!(v1.version, 1);
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, \
+             applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    client.batch_execute(v1.sql).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (1, $1)",
+            &[&v1.name],
+        )
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    pg::schema::create_partition(&client, YearMonth::of(now))
+        .await
+        .unwrap();
+    let partition = YearMonth::of(now).partition_name();
+    for (seq, vendor) in [(0_i64, "Zeta"), (1, "alpha"), (2, "Émile"), (3, "beta")] {
+        client
+            .execute(
+                "INSERT INTO entries (chain_id, seq, tenant, part_at, epoch, mac, digest, \
+                 entry_type, kind, vendor, person, session_id, occurred_at, received_at, \
+                 canonical) VALUES (decode(repeat('ab', 16), 'hex'), $1, 'chu-01', $2, 0, \
+                 decode(repeat('cd', 32), 'hex'), decode(repeat('ef', 32), 'hex'), 'event', \
+                 'session_start', $3, 'p@' || $3, $4, $2, $2, '\\x00')",
+                &[&seq, &now, &vendor, &format!("s-{seq}")],
+            )
+            .await
+            .unwrap();
+    }
+    let default = text_collations(&client, "entries").await;
+    assert!(default.iter().all(|(_, c)| c == "default"), "{default:?}");
+
+    let report = pg::migrate(&mut client).await.unwrap();
+    assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
+    assert_eq!(report.applied, vec![2]);
+
+    // Every text column but entry_type (a closed set under a CHECK) compares bytes, in
+    // the parent and in the partition that existed before.
+    for table in ["entries", partition.as_str()] {
+        let collations = text_collations(&client, table).await;
+        assert_eq!(collations.len(), 9, "{collations:?}");
+        for (column, collation) in &collations {
+            let want = if column == "entry_type" {
+                "default"
+            } else {
+                "C"
+            };
+            assert_eq!(collation, want, "{table}.{column}");
+        }
+    }
+    // The rows stayed, the rebuilt indexes are valid and find them, and the order of
+    // identifiers is that of their bytes.
+    let invalid: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = $1::text::regclass \
+             AND NOT (indisvalid AND indisready)",
+            &[&partition],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(invalid, 0);
+    client
+        .batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        .await
+        .unwrap();
+    let vendors: Vec<String> = client
+        .query(
+            "SELECT vendor FROM entries WHERE tenant = 'chu-01' ORDER BY vendor",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(vendors, ["Zeta", "alpha", "beta", "Émile"]);
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN SELECT seq FROM entries WHERE tenant = 'chu-01' AND person = 'p@beta'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains(&format!("Index Scan using {partition}_tenant_person"))),
+        "{plan:?}"
+    );
+    let found: i64 = client
+        .query_one(
+            "SELECT seq FROM entries WHERE tenant = 'chu-01' AND person = 'p@beta'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 3);
+}

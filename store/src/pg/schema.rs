@@ -30,14 +30,21 @@ pub struct Migration {
 }
 
 /// Every migration this release knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "ledger",
-    sql: include_str!("migrations/0001_ledger.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ledger",
+        sql: include_str!("migrations/0001_ledger.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "byte order",
+        sql: include_str!("migrations/0002_byte_order.sql"),
+    },
+];
 
-/// The schema version this release writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+/// The schema version this release writes and reads: the last migration's.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// Fewest months of partitions kept ready after the current one.
 pub const MIN_MONTHS_AHEAD: u32 = 3;
