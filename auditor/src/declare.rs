@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use proto::model::{Declaration, DeclarationBody, Entry, Schedule, Window};
 use proto::recurrence::{Occurrence, Recurrence, RecurrenceError};
-use store::journal::{Journal, JournalConfig, PendingEntry};
+use store::journal::{Journal, JournalConfig, JournalError, PendingEntry};
 use time::{Duration, OffsetDateTime};
 
 use crate::decls::{Declarations, WindowDecl};
@@ -28,6 +28,15 @@ use crate::ledger::Source;
 
 /// How far ahead recurring windows are compared for overlaps.
 const OVERLAP_HORIZON: Duration = Duration::days(366);
+
+/// How long opening the ledger waits for another writer to finish (another filing, an
+/// access being recorded, by this process or another) before saying it is locked. The
+/// lock is also held for an instant by a child process another thread starts, until that
+/// child runs its program.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often the lock is tried again meanwhile.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Where a declaration came from, for errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +79,8 @@ pub struct Filer {
     pub filed_at: OffsetDateTime,
 }
 
-/// Opens the auditor's journal for writing, creating it if `dir` is missing or empty.
+/// Opens the auditor's journal for writing, creating it if `dir` is missing or empty;
+/// waits up to [`LOCK_WAIT`] for another writer to close it.
 ///
 /// # Errors
 /// [`AuditError::Journal`].
@@ -86,9 +96,15 @@ pub fn open_ledger(dir: &Path) -> Result<Journal, AuditError> {
     }
     let mut config = JournalConfig::new(dir);
     config.seal_interval = None;
-    Journal::open(config)
-        .map(|(j, _)| j)
-        .map_err(AuditError::journal(dir))
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match Journal::open(config.clone()) {
+            Err(JournalError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY);
+            }
+            opened => return opened.map(|(j, _)| j).map_err(AuditError::journal(dir)),
+        }
+    }
 }
 
 /// Reads the declarations already in a ledger (none if it does not exist yet).

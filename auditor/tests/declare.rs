@@ -220,3 +220,56 @@ fn staff_list_errors_name_the_file_line_and_field() {
         "medimage.csv:3: email: invalid e-mail address \"bob at medimage\""
     );
 }
+
+fn registration(vendor: &str) -> Vec<(Origin, DeclarationBody)> {
+    vec![(
+        Origin::command_line(),
+        DeclarationBody::VendorRegistered {
+            vendor: vendor.into(),
+            name: format!("{vendor} SAS"),
+        },
+    )]
+}
+
+#[test]
+fn a_filing_waits_for_another_writer_to_close_the_ledger() {
+    let (_tmp, ledger) = setup();
+    let before = count(&ledger);
+    let holder = declare::open_ledger(&ledger).expect("the other writer");
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        holder.close().expect("the other writer closes");
+    });
+    let started = std::time::Instant::now();
+    let seqs = declare::file(&filer(&ledger, "2026-01-03T09:00"), registration("biolab"))
+        .expect("filed once the other writer closed the ledger");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "filed after {:?}, while the ledger was held",
+        started.elapsed()
+    );
+    released.join().expect("holder thread");
+    assert_eq!(seqs.len(), 1);
+    assert_eq!(count(&ledger), before + 1);
+}
+
+#[test]
+fn a_ledger_held_too_long_is_reported_locked() {
+    let (_tmp, ledger) = setup();
+    let before = count(&ledger);
+    let holder = declare::open_ledger(&ledger).expect("the other writer");
+    let started = std::time::Instant::now();
+    let err = declare::file(&filer(&ledger, "2026-01-03T09:00"), registration("biolab"))
+        .expect_err("the ledger stays held");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(4),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.to_string().contains("locked by another writer"),
+        "{err}"
+    );
+    holder.close().expect("close");
+    assert_eq!(count(&ledger), before, "nothing filed");
+}
