@@ -364,14 +364,6 @@ impl OwnedKey {
             OwnedKey::Other(k) => Key::Other(*k),
         }
     }
-
-    fn is(&self, key: Key<'_>) -> bool {
-        match (self, key) {
-            (OwnedKey::Id(s, id), Key::Id(s2, id2)) => *s == s2 && **id == *id2,
-            (OwnedKey::Other(k), Key::Other(k2)) => *k == k2,
-            _ => false,
-        }
-    }
 }
 
 /// Values by session [`Key`], found without allocating.
@@ -535,6 +527,135 @@ struct Login<'d> {
     session: Session<'d>,
     /// False once claimed by a session or judged.
     waiting: bool,
+}
+
+/// `auth_success` events not yet claimed by a session start, in order of receipt, found
+/// by key and by (source, account or person) without going through the others: at a
+/// gateway that logs every login, those of the last [`LOGIN_WAIT`] are thousands.
+#[derive(Debug, Default)]
+struct Logins<'d> {
+    queue: VecDeque<Login<'d>>,
+    /// Logins taken from the front so far: the number of the queue's first.
+    taken: u64,
+    /// Numbers of the logins in the queue, by key, in order (claimed ones may remain).
+    by_key: Keyed<VecDeque<u64>>,
+    /// The same by (source, account or person).
+    by_who: FxMap<(Sym, Sym), VecDeque<u64>>,
+}
+
+/// The login numbered `n` in `queue`, whose first is numbered `taken`.
+fn numbered<'q, 'd>(
+    queue: &'q mut VecDeque<Login<'d>>,
+    taken: u64,
+    n: u64,
+) -> Option<&'q mut Login<'d>> {
+    queue.get_mut(usize::try_from(n.checked_sub(taken)?).ok()?)
+}
+
+impl<'d> Logins<'d> {
+    fn push(&mut self, login: Login<'d>) {
+        let n = self.taken + self.queue.len() as u64;
+        self.by_key
+            .get_or_insert_with(login.key.borrow(), VecDeque::new)
+            .push_back(n);
+        if let Some(who) = login.who {
+            self.by_who
+                .entry((login.session.source, who))
+                .or_default()
+                .push_back(n);
+        }
+        self.queue.push_back(login);
+    }
+
+    fn front(&self) -> Option<&Login<'d>> {
+        self.queue.front()
+    }
+
+    /// Takes the first login. Each list that holds its number holds it first: the
+    /// numbers before it were taken before it, and taken out of the lists then.
+    fn pop_front(&mut self) -> Option<Login<'d>> {
+        let login = self.queue.pop_front()?;
+        let n = self.taken;
+        self.taken += 1;
+        let key = login.key.borrow();
+        if let Some(ns) = self.by_key.get_mut(key)
+            && ns.front() == Some(&n)
+        {
+            ns.pop_front();
+            if ns.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+        if let Some(who) = login.who {
+            let k = (login.session.source, who);
+            if let Some(ns) = self.by_who.get_mut(&k)
+                && ns.front() == Some(&n)
+            {
+                ns.pop_front();
+                if ns.is_empty() {
+                    self.by_who.remove(&k);
+                }
+            }
+        }
+        Some(login)
+    }
+
+    /// The first login with `key` still waiting.
+    fn first_waiting(&mut self, key: Key<'_>) -> Option<&mut Login<'d>> {
+        let Logins {
+            queue,
+            taken,
+            by_key,
+            ..
+        } = self;
+        let n = by_key
+            .get_mut(key)?
+            .iter()
+            .copied()
+            .find(|&n| numbered(queue, *taken, n).is_some_and(|l| l.waiting))?;
+        numbered(queue, *taken, n)
+    }
+
+    /// Marks the logins a session start `e` with `key` claims: those with its key, and
+    /// those of the same source and account (or person) `who` at most
+    /// [`AUTH_TO_SESSION`] before it from the same address (or without one on either
+    /// side).
+    fn claim(&mut self, key: Key<'_>, who: Option<Sym>, e: &EventRef<'_>) {
+        let Logins {
+            queue,
+            taken,
+            by_key,
+            by_who,
+        } = self;
+        for n in by_key.remove(key).unwrap_or_default() {
+            if let Some(l) = numbered(queue, *taken, n) {
+                l.waiting = false;
+            }
+        }
+        let Some(who) = who else { return };
+        let k = (source_of(key), who);
+        let Some(ns) = by_who.get_mut(&k) else {
+            return;
+        };
+        // Claimed ones leave the list; those still waiting stay.
+        ns.retain(|&n| {
+            let Some(l) = numbered(queue, *taken, n).filter(|l| l.waiting) else {
+                return false;
+            };
+            let just_before = l.session.start <= e.occurred_at
+                && e.occurred_at - l.session.start <= AUTH_TO_SESSION
+                && (l.session.addr.is_none()
+                    || e.source_addr.is_none()
+                    || l.session.addr == e.source_addr);
+            if just_before {
+                l.waiting = false;
+            }
+            !just_before
+        });
+        if ns.is_empty() {
+            by_who.remove(&k);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -702,8 +823,8 @@ pub struct Engine<'d> {
     recent_auth: FxMap<(Sym, Sym), (OffsetDateTime, Vec<AuthFactor>)>,
     /// Factors of `auth_success` events waiting for their session's start.
     factors: Keyed<(OffsetDateTime, Vec<AuthFactor>)>,
-    /// `auth_success` events not yet claimed by a session start, in order of receipt.
-    logins: VecDeque<Login<'d>>,
+    /// `auth_success` events not yet claimed by a session start.
+    logins: Logins<'d>,
     /// The first person seen on each (tenant, account), and where.
     account_users: FxMap<(Sym, Sym), (Sym, EntryRef)>,
     /// Shared accounts reported: (tenant, account, person).
@@ -748,7 +869,7 @@ impl<'d> Engine<'d> {
             open_by_account: FxMap::default(),
             recent_auth: FxMap::default(),
             factors: Keyed::default(),
-            logins: VecDeque::new(),
+            logins: Logins::default(),
             account_users: FxMap::default(),
             shared_reported: FxSet::default(),
             stale_reported: FxSet::default(),
@@ -854,7 +975,7 @@ impl<'d> Engine<'d> {
                     e,
                     own,
                 );
-                self.logins.push_back(Login {
+                self.logins.push(Login {
                     key: OwnedKey::of(key),
                     who: account.or(person),
                     received_at: e.received_at,
@@ -880,7 +1001,7 @@ impl<'d> Engine<'d> {
                 {
                     merge_factors_owned(&mut factors, f);
                 }
-                self.claim_logins(key, account.or(person), e);
+                self.logins.claim(key, account.or(person), e);
                 let session = self.session_of(
                     Names {
                         tenant,
@@ -900,12 +1021,11 @@ impl<'d> Engine<'d> {
                     open.session.entries.push(at);
                     merge_factors(&mut open.session.factors, e.factors);
                     self.close(open, Some(e.occurred_at));
-                } else if let Some(i) = self.logins.iter().position(|l| l.waiting && l.key.is(key))
-                {
+                } else if let Some(login) = self.logins.first_waiting(key) {
                     // A login whose end comes before any session start: one connection
                     // from the authentication to this end.
-                    self.logins[i].waiting = false;
-                    let session = self.logins[i].session.clone();
+                    login.waiting = false;
+                    let session = login.session.clone();
                     let mut open = self.open_login(session);
                     open.session.entries.push(at);
                     merge_factors(&mut open.session.factors, e.factors);
@@ -975,26 +1095,6 @@ impl<'d> Engine<'d> {
             session,
             judged,
             login: true,
-        }
-    }
-
-    /// Marks the logins a session start claims: those with its key, and those of the same
-    /// source and account (or person) at most [`AUTH_TO_SESSION`] before it from the same
-    /// address (or without one on either side).
-    fn claim_logins(&mut self, key: Key<'_>, who: Option<Sym>, e: &EventRef<'_>) {
-        for l in self.logins.iter_mut().filter(|l| l.waiting) {
-            let same_key = l.key.is(key);
-            let just_before = who.is_some()
-                && l.who == who
-                && l.session.source == source_of(key)
-                && l.session.start <= e.occurred_at
-                && e.occurred_at - l.session.start <= AUTH_TO_SESSION
-                && (l.session.addr.is_none()
-                    || e.source_addr.is_none()
-                    || l.session.addr == e.source_addr);
-            if same_key || just_before {
-                l.waiting = false;
-            }
         }
     }
 
@@ -1855,6 +1955,26 @@ mod tests {
             [Rule::SessionOverrun]
         );
         assert_eq!(sessions[0].end, Some(start + Duration::hours(3)));
+        // A short connection: the end comes while the login still waits for a session
+        // start, behind logins of other keys and accounts.
+        let mut short = Vec::new();
+        for i in 0..50 {
+            let mut other = event(EventKind::AuthSuccess, start, Some(&format!("vpn-{i}")));
+            other.account = Some(format!("other-{i}"));
+            short.push(other);
+        }
+        short.push(event(EventKind::AuthSuccess, start, Some("vpn-77")));
+        short.push(event(
+            EventKind::TunnelDown,
+            start + Duration::minutes(2),
+            Some("vpn-77"),
+        ));
+        let (_, sessions, stats) = run(&d, short);
+        assert_eq!(stats.connections, 51);
+        let ended: Vec<_> = sessions.iter().filter(|s| s.entries.len() == 2).collect();
+        assert_eq!(ended.len(), 1, "{sessions:?}");
+        assert_eq!(ended[0].end, Some(start + Duration::minutes(2)));
+        assert_eq!(ended[0].entries[0].seq, 50);
     }
 
     #[test]
