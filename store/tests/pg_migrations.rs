@@ -150,6 +150,12 @@ async fn the_replicator_refuses_a_newer_schema() {
     assert_eq!(rows, 0, "nothing written into a schema it does not know");
 }
 
+/// The first column of every row `sql` returns, as text.
+async fn texts(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    let rows = client.query(sql, &[]).await.unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 /// The collation of each of `table`'s text columns, by name.
 async fn text_collations(client: &tokio_postgres::Client, table: &str) -> Vec<(String, String)> {
     client
@@ -244,27 +250,17 @@ async fn a_ledger_of_version_1_moves_to_byte_order_and_keeps_its_rows() {
         .batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
         .await
         .unwrap();
-    let vendors: Vec<String> = client
-        .query(
-            "SELECT vendor FROM entries WHERE tenant = 'chu-01' ORDER BY vendor",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let vendors = texts(
+        &client,
+        "SELECT vendor FROM entries WHERE tenant = 'chu-01' ORDER BY vendor",
+    )
+    .await;
     assert_eq!(vendors, ["Zeta", "alpha", "beta", "Émile"]);
-    let plan: Vec<String> = client
-        .query(
-            "EXPLAIN SELECT seq FROM entries WHERE tenant = 'chu-01' AND person = 'p@beta'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let plan = texts(
+        &client,
+        "EXPLAIN SELECT seq FROM entries WHERE tenant = 'chu-01' AND person = 'p@beta'",
+    )
+    .await;
     assert!(
         plan.iter()
             .any(|l| l.contains(&format!("Index Scan using {partition}_tenant_person"))),
