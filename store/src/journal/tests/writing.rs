@@ -542,7 +542,7 @@ fn a_writer_does_not_wait_for_zeroes_that_fell_behind() {
     let stored = read_all(dir.path()).unwrap();
     let events: Vec<_> = stored
         .iter()
-        .filter(|e| e.canonical.get(1) != Some(&3))
+        .filter(|e| proto::canonical::decode_event_ref(&e.canonical).is_ok())
         .collect();
     assert_eq!(events.len() as u64, next, "every entry read back");
     assert_chain_intact(dir.path(), &keys);
