@@ -231,6 +231,18 @@ fn registration(vendor: &str) -> Vec<(Origin, DeclarationBody)> {
     )]
 }
 
+/// Files a vendor's registration into `ledger`; what it gave, and how long it took.
+fn file_timed(
+    ledger: &std::path::Path,
+) -> (
+    Result<Vec<u64>, auditor::error::AuditError>,
+    std::time::Duration,
+) {
+    let started = std::time::Instant::now();
+    let filed = declare::file(&filer(ledger, "2026-01-03T09:00"), registration("biolab"));
+    (filed, started.elapsed())
+}
+
 #[test]
 fn a_filing_waits_for_another_writer_to_close_the_ledger() {
     let (_tmp, ledger) = setup();
@@ -240,13 +252,11 @@ fn a_filing_waits_for_another_writer_to_close_the_ledger() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         holder.close().expect("the other writer closes");
     });
-    let started = std::time::Instant::now();
-    let seqs = declare::file(&filer(&ledger, "2026-01-03T09:00"), registration("biolab"))
-        .expect("filed once the other writer closed the ledger");
+    let (filed, took) = file_timed(&ledger);
+    let seqs = filed.expect("filed once the other writer closed the ledger");
     assert!(
-        started.elapsed() >= std::time::Duration::from_millis(250),
-        "filed after {:?}, while the ledger was held",
-        started.elapsed()
+        took >= std::time::Duration::from_millis(250),
+        "filed after {took:?}, while the ledger was held"
     );
     released.join().expect("holder thread");
     assert_eq!(seqs.len(), 1);
@@ -258,13 +268,11 @@ fn a_ledger_held_too_long_is_reported_locked() {
     let (_tmp, ledger) = setup();
     let before = count(&ledger);
     let holder = declare::open_ledger(&ledger).expect("the other writer");
-    let started = std::time::Instant::now();
-    let err = declare::file(&filer(&ledger, "2026-01-03T09:00"), registration("biolab"))
-        .expect_err("the ledger stays held");
+    let (filed, took) = file_timed(&ledger);
+    let err = filed.expect_err("the ledger stays held");
     assert!(
-        started.elapsed() >= std::time::Duration::from_secs(4),
-        "gave up after {:?}",
-        started.elapsed()
+        took >= std::time::Duration::from_secs(4),
+        "gave up after {took:?}"
     );
     assert!(
         err.to_string().contains("locked by another writer"),
